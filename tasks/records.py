@@ -1,0 +1,102 @@
+"""Frozen records handed from one pipeline step to the next.
+
+Every record that comes from the network carries the time it was fetched, so a row in the
+warehouse can always say when its data was seen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """One fetch outcome, successful or not: the unit of the fetch log."""
+
+    url: str
+    final_url: str
+    status: int | None
+    content: bytes
+    content_type: str | None
+    elapsed_s: float
+    attempts: int
+    fetched_at: dt.datetime
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status == 200
+
+    def text(self) -> str:
+        """Decode the body deliberately (see ``tasks.decoding``), never by a guessed charset."""
+        from tasks.decoding import decode_html
+
+        return decode_html(self.content, self.content_type)
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleRef:
+    """A link to a post found on a listing page (category, home, feed)."""
+
+    url: str
+    info_code: str
+    info_code_raw: str
+    category: str
+    listed_on: str
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One extracted post, ready to land as a row of ``articles``."""
+
+    info_code: str
+    info_code_raw: str
+    url: str
+    category: str
+    title: str | None
+    published_at: dt.datetime | None
+    source: str | None
+    digest: str | None
+    body: str
+    source_url: str | None
+    content_hash: str
+    fetched_at: dt.datetime
+    extractor: str
+    extraction_path: str
+    category_page: str | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A page that could not be turned into an article, with the reason."""
+
+    url: str
+    info_code: str | None
+    stage: str
+    reason: str
+    status: int | None
+    failed_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ListingBatch:
+    """What a batch of listing pages yielded."""
+
+    refs: tuple[ArticleRef, ...]
+    fetches: tuple[tuple[str, FetchResult], ...]
+    failures: tuple[Failure, ...]
+    missing_pages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleBatch:
+    """What a batch of article references yielded: the articles and every failure."""
+
+    articles: tuple[Article, ...]
+    fetches: tuple[tuple[str, FetchResult], ...]
+    failures: tuple[Failure, ...]

@@ -1,0 +1,66 @@
+from pathlib import Path
+
+import pytest
+
+from tasks.settings import DEFAULT_CONFIG, SettingsError, load_settings
+
+
+def test_committed_config_loads() -> None:
+    settings = load_settings(DEFAULT_CONFIG)
+    assert settings.site == "https://finews.withounder.com"
+    assert settings.categories == ["all"]
+    assert settings.rps == 1.0
+
+
+def test_precedence_file_env_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "f.toml"
+    config.write_text('rps = 2.0\ncategories = ["a"]\nconcurrency = 3\n')
+    assert load_settings(config).rps == 2.0
+    monkeypatch.setenv("FINEWS_RPS", "5")
+    monkeypatch.setenv("FINEWS_CATEGORIES", "b,c")
+    settings = load_settings(config)
+    assert (settings.rps, settings.categories, settings.concurrency) == (5.0, ["b", "c"], 3)
+    assert load_settings(config, rps=0.5).rps == 0.5
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"rps": -1}, "'rps'"),
+        ({"site": "ftp://x"}, "'site'"),
+        ({"categories": ["all", "x"]}, "'categories'"),
+        ({"categories": ["../etc"]}, "'categories'"),
+        ({"concurrency": 0}, "'concurrency'"),
+        ({"bogus": 1}, "unknown setting 'bogus'"),
+    ],
+    ids=["negative-rps", "bad-scheme", "all-plus-slug", "slash-in-slug", "zero-workers", "unknown"],
+)
+def test_bad_values_name_the_setting(overrides: dict[str, object], needle: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(DEFAULT_CONFIG, **overrides)
+    message = str(info.value)
+    assert needle in message
+    assert "\n" not in message
+
+
+def test_unknown_key_in_file(tmp_path: Path) -> None:
+    config = tmp_path / "f.toml"
+    config.write_text("rsp = 1\n")
+    with pytest.raises(SettingsError, match="unknown setting 'rsp'"):
+        load_settings(config)
+
+
+def test_warehouse_that_is_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(SettingsError, match="'warehouse'"):
+        load_settings(DEFAULT_CONFIG, warehouse=target)
+
+
+def test_missing_and_broken_config(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
+    broken = tmp_path / "b.toml"
+    broken.write_text("rps = [")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(broken)

@@ -1,0 +1,1 @@
+"""The warehouse: Parquet files are the truth; the DuckDB catalog holds only views over them."""

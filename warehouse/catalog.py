@@ -1,0 +1,95 @@
+"""The DuckDB catalog (views only) and the read-only query path analysts use.
+
+The catalog is rebuilt into a temporary file and renamed over ``finews.duckdb``, so a reader
+holding the old file is never blocked and never sees a half-built catalog.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from warehouse.writer import ensure_layout
+
+CATALOG_NAME = "finews.duckdb"
+READING_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
+
+
+class QueryRefused(ValueError):
+    """A statement that would change or leave the warehouse, or that cannot run."""
+
+
+def views_sql(root: Path) -> str:
+    template = files("warehouse").joinpath("views.sql").read_text(encoding="utf-8")
+    return template.replace("{root}", str(root.resolve()).replace("'", "''"))
+
+
+def refresh_catalog(root: Path) -> Path:
+    """(Re)build ``<root>/finews.duckdb`` with absolute paths, so it works from any directory."""
+    root = root.resolve()
+    ensure_layout(root)
+    target = root / CATALOG_NAME
+    temp = root / f".{CATALOG_NAME}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with duckdb.connect(str(temp)) as connection:
+            connection.execute(views_sql(root))
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+        Path(f"{temp}.wal").unlink(missing_ok=True)
+    return target
+
+
+def connect_read_only(root: Path) -> duckdb.DuckDBPyConnection:
+    """Open the catalog read-only, confined to the warehouse folder, settings locked."""
+    root = root.resolve()
+    catalog = root / CATALOG_NAME
+    if not catalog.exists():
+        refresh_catalog(root)
+    connection = duckdb.connect(
+        str(catalog),
+        read_only=True,
+        config={
+            "autoload_known_extensions": False,
+            "autoinstall_known_extensions": False,
+        },
+    )
+    connection.execute("SET TimeZone = 'Asia/Shanghai'")
+    connection.execute("SET allowed_directories = ?", [[str(root) + os.sep]])
+    connection.execute("SET enable_external_access = false")
+    connection.execute("SET lock_configuration = true")
+    return connection
+
+
+def check_read_only(sql: str) -> None:
+    """Only reading statements pass: one SELECT (or EXPLAIN of one)."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryRefused(f"cannot parse the query: {_first_line(exc)}") from None
+    if len(statements) != 1:
+        raise QueryRefused("give exactly one statement")
+    kind = statements[0].type.name
+    if kind not in READING_STATEMENTS:
+        raise QueryRefused(f"only reading statements are allowed (this is {kind})")
+
+
+def run_query(root: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run one read-only statement against the catalog; returns (column names, rows)."""
+    check_read_only(sql)
+    with connect_read_only(root) as connection:
+        try:
+            relation = connection.execute(sql)
+            names = [column[0] for column in relation.description or []]
+            return names, relation.fetchall()
+        except duckdb.Error as exc:
+            raise QueryRefused(_first_line(exc)) from None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

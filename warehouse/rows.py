@@ -1,0 +1,103 @@
+"""Records to warehouse rows: the one place that knows how a record maps onto a table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tasks.links import slug_from_category_url
+from tasks.records import Article, ArticleRef, Failure, FetchResult
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+
+
+def partition_date(moment: dt.datetime | None) -> str:
+    """Publication day in the site's timezone; ``unknown`` when the page had no usable date."""
+    return moment.astimezone(SHANGHAI).date().isoformat() if moment else "unknown"
+
+
+def article_rows(
+    articles: Iterable[Article], categories: Mapping[str, Iterable[str]], run_id: str
+) -> list[dict[str, Any]]:
+    rows = []
+    for article in articles:
+        cats = sorted({article.category, *categories.get(article.info_code, ())})
+        rows.append(
+            {
+                "info_code": article.info_code,
+                "info_code_raw": article.info_code_raw,
+                "url": article.url,
+                "category": article.category,
+                "categories": cats,
+                "title": article.title,
+                "published_at": article.published_at,
+                "source": article.source,
+                "digest": article.digest,
+                "body": article.body,
+                "source_url": article.source_url,
+                "content_hash": article.content_hash,
+                "fetched_at": article.fetched_at,
+                "run_id": run_id,
+                "extractor": article.extractor,
+                "extraction_path": article.extraction_path,
+                "category_page": article.category_page,
+                "tags": list(article.tags),
+                "dt": partition_date(article.published_at),
+            }
+        )
+    return rows
+
+
+def sighting_rows(
+    refs: Iterable[ArticleRef], seen_at: dt.datetime, run_id: str
+) -> list[dict[str, Any]]:
+    """Category is kept only when the listing was that category's own page (exact slug)."""
+    return [
+        {
+            "info_code": ref.info_code,
+            "info_code_raw": ref.info_code_raw,
+            "url": ref.url,
+            "category": ref.category if slug_from_category_url(ref.listed_on) else None,
+            "listed_on": ref.listed_on,
+            "seen_at": seen_at,
+            "run_id": run_id,
+            "dt": seen_at.date().isoformat(),
+        }
+        for ref in refs
+    ]
+
+
+def fetch_rows(fetches: Iterable[tuple[str, FetchResult]], run_id: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "url": result.url,
+            "final_url": result.final_url,
+            "kind": kind,
+            "status": result.status,
+            "bytes": len(result.content),
+            "elapsed_s": result.elapsed_s,
+            "attempts": result.attempts,
+            "error": result.error,
+            "fetched_at": result.fetched_at,
+            "run_id": run_id,
+            "dt": result.fetched_at.date().isoformat(),
+        }
+        for kind, result in fetches
+    ]
+
+
+def failure_rows(failures: Iterable[Failure], run_id: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "url": failure.url,
+            "info_code": failure.info_code,
+            "stage": failure.stage,
+            "reason": failure.reason,
+            "status": failure.status,
+            "failed_at": failure.failed_at,
+            "run_id": run_id,
+            "dt": failure.failed_at.date().isoformat(),
+        }
+        for failure in failures
+    ]

@@ -1,0 +1,99 @@
+"""Explicit Arrow schemas of every table, and the key each table is deduplicated on."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+UTC_TS = pa.timestamp("ms", tz="UTC")
+PRIMARY_KEY = "info_code"
+
+ARTICLES = pa.schema(
+    [
+        ("info_code", pa.string()),
+        ("info_code_raw", pa.string()),
+        ("url", pa.string()),
+        ("category", pa.string()),
+        ("categories", pa.list_(pa.string())),
+        ("title", pa.string()),
+        ("published_at", pa.timestamp("s", tz="+08:00")),
+        ("source", pa.string()),
+        ("digest", pa.string()),
+        ("body", pa.string()),
+        ("source_url", pa.string()),
+        ("content_hash", pa.string()),
+        ("fetched_at", UTC_TS),
+        ("run_id", pa.string()),
+        ("extractor", pa.string()),
+        ("extraction_path", pa.string()),
+        ("category_page", pa.string()),
+        ("tags", pa.list_(pa.string())),
+    ]
+)
+
+SIGHTINGS = pa.schema(
+    [
+        ("info_code", pa.string()),
+        ("info_code_raw", pa.string()),
+        ("url", pa.string()),
+        ("category", pa.string()),
+        ("listed_on", pa.string()),
+        ("seen_at", UTC_TS),
+        ("run_id", pa.string()),
+    ]
+)
+
+FETCH_LOG = pa.schema(
+    [
+        ("url", pa.string()),
+        ("final_url", pa.string()),
+        ("kind", pa.string()),
+        ("status", pa.int32()),
+        ("bytes", pa.int64()),
+        ("elapsed_s", pa.float64()),
+        ("attempts", pa.int32()),
+        ("error", pa.string()),
+        ("fetched_at", UTC_TS),
+        ("run_id", pa.string()),
+    ]
+)
+
+FAILURES = pa.schema(
+    [
+        ("url", pa.string()),
+        ("info_code", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("status", pa.int32()),
+        ("failed_at", UTC_TS),
+        ("run_id", pa.string()),
+    ]
+)
+
+RUNS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("flow", pa.string()),
+        ("status", pa.string()),
+        ("site", pa.string()),
+        ("categories", pa.list_(pa.string())),
+        ("started_at", UTC_TS),
+        ("finished_at", UTC_TS),
+        ("elapsed_s", pa.float64()),
+        ("categories_listed", pa.int64()),
+        ("pages_fetched", pa.int64()),
+        ("refs_seen", pa.int64()),
+        ("new_articles", pa.int64()),
+        ("new_versions", pa.int64()),
+        ("duplicates_skipped", pa.int64()),
+        ("failures", pa.int64()),
+        ("extractor", pa.string()),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "articles": ARTICLES,
+    "sightings": SIGHTINGS,
+    "fetch_log": FETCH_LOG,
+    "failures": FAILURES,
+    "runs": RUNS,
+}

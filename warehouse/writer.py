@@ -1,0 +1,88 @@
+"""Landing rows as Parquet: explicit schema, zstd, one file per partition and batch.
+
+A file is written under a hidden temporary name in its final directory, flushed to disk and
+renamed into place, so a reader (or a crash) never sees a partial ``*.parquet`` file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from warehouse.schema import TABLES
+
+TEMP_SUFFIX = ".tmp"
+
+
+def ensure_layout(root: Path) -> None:
+    """Create the table folders and each table's zero-row schema file (so views always resolve)."""
+    for table, schema in TABLES.items():
+        folder = root / table
+        folder.mkdir(parents=True, exist_ok=True)
+        marker = folder / "_schema.parquet"
+        if not marker.exists():
+            _atomic_write(schema.empty_table(), marker)
+
+
+def _atomic_write(table: pa.Table, target: Path) -> None:
+    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
+    try:
+        pq.write_table(table, temp, compression="zstd")
+        with open(temp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def write_rows(
+    root: Path,
+    table: str,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    partition: str | None,
+    name: str,
+) -> list[Path]:
+    """Write rows of ``table``, split by the hive partition column ``partition`` when given.
+
+    ``name`` makes the file name unique per run and batch; the partition value comes from
+    each row's ``partition`` key, which is not stored in the file itself.
+    """
+    schema = TABLES[table]
+    groups: dict[str | None, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[str(row[partition]) if partition else None].append(row)
+    written: list[Path] = []
+    for value, group in groups.items():
+        folder = root / table / f"{partition}={value}" if partition else root / table
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"part-{name}.parquet"
+        arrow = pa.Table.from_pylist([dict(row) for row in group], schema=schema)
+        _atomic_write(arrow, target)
+        written.append(target)
+    return written
+
+
+def remove_stale_temp_files(root: Path, *, older_than_s: float = 3600.0) -> int:
+    """Delete temporary files a crashed writer left behind; returns how many.
+
+    Only old ones: a concurrent run may be writing a young temporary file right now.
+    """
+    removed = 0
+    cutoff = time.time() - older_than_s
+    for path in root.rglob(f".*{TEMP_SUFFIX}"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
