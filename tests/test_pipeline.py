@@ -1,0 +1,208 @@
+"""End to end: the replica on loopback → the crawl flow under Prefect → Parquet → DuckDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from flows.crawl import backfill, crawl
+from replica.posts import Post
+from replica.server import ReplicaServer
+from tests.quality import bigram_f1, boilerplate_in
+from warehouse.catalog import CATALOG_NAME
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def _query(warehouse: Path, sql: str) -> list[tuple[object, ...]]:
+    with duckdb.connect(str(warehouse / CATALOG_NAME), read_only=True) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def _twin_categories(posts: list[Post]) -> list[str]:
+    """emnews plus the outlet of a story published in both forms, plus one more outlet."""
+    by_code: dict[str, list[Post]] = {}
+    for post in posts:
+        by_code.setdefault(post.info_code, []).append(post)
+    twin = next(group for group in by_code.values() if len(group) == 2)
+    outlet = next(p.category for p in twin if p.category != "emnews")
+    other = next(
+        p.category for p in posts if p.category not in ("emnews", outlet) and " " not in p.category
+    )
+    return ["emnews", outlet, other]
+
+
+def test_crawl_lands_every_listed_article_once(
+    posts: list[Post], server: ReplicaServer, warehouse: Path
+) -> None:
+    categories = _twin_categories(posts)
+    expected = {p.info_code: p for p in posts if p.category in categories}
+    report = crawl(categories=categories, site=server.base_url, warehouse=str(warehouse), rps=0)
+
+    assert report["failures"] == 0
+    assert report["categories_listed"] == 3
+    rows = _query(
+        warehouse,
+        "SELECT info_code, info_code_raw, title, published_at, body, categories, source, "
+        "digest, source_url FROM articles",
+    )
+    codes = [row[0] for row in rows]
+    assert Counter(codes).most_common(1)[0][1] == 1, "one row per info_code"
+    assert set(codes) == set(expected), "coverage of the listed category pages"
+    assert report["new_articles"] == len(expected)
+
+    twins = [row for row in rows if len(row[5]) > 1]
+    assert twins, "a story listed in emnews and its outlet keeps both categories"
+    for code, raw, title, published_at, body, cats, source, digest, source_url in rows:
+        post = next(p for p in posts if p.info_code == code and p.id_raw == raw)
+        assert title == post.title
+        assert published_at == post.published_at
+        assert published_at.utcoffset() is not None
+        assert bigram_f1(body, post.expected_text) >= 0.98, code
+        assert boilerplate_in(body, post.expected_text) == [], code
+        assert digest == post.digest
+        assert source_url == post.source_url
+        assert source == post.source_name or (post.source_name is None and source)
+        assert post.category in cats
+
+
+def test_second_identical_run_lands_nothing(
+    posts: list[Post], server: ReplicaServer, warehouse: Path
+) -> None:
+    categories = _twin_categories(posts)
+    first = crawl(categories=categories, site=server.base_url, warehouse=str(warehouse), rps=0)
+    files_before = sorted(p.name for p in (warehouse / "articles").rglob("*.parquet"))
+    requests_before = len(server.requests)
+    second = crawl(categories=categories, site=server.base_url, warehouse=str(warehouse), rps=0)
+
+    assert first["new_articles"] > 0
+    assert second["new_articles"] == 0
+    assert second["duplicates_skipped"] == second["refs_seen"]
+    assert sorted(p.name for p in (warehouse / "articles").rglob("*.parquet")) == files_before
+    article_hits = [
+        path for _, path, _ in server.requests[requests_before:] if "/category/" not in path
+    ]
+    assert article_hits == [], "a run with nothing new fetches no article page"
+    assert _query(warehouse, "SELECT count(*) FROM articles") == [(first["new_articles"],)]
+    assert _query(warehouse, "SELECT count(*), sum(new_articles) FROM runs") == [
+        (2, first["new_articles"])
+    ]
+
+
+def test_all_discovers_categories_from_the_home_page(
+    posts: list[Post], site: dict[str, bytes], server: ReplicaServer, warehouse: Path
+) -> None:
+    report = crawl(categories=["all"], site=server.base_url, warehouse=str(warehouse), rps=0)
+    listed = {p.info_code for p in posts if " " not in p.category}
+    home = site["/"].decode()
+    reachable_by_home = {p.info_code for p in posts if p.url_path in home}
+    landed = {row[0] for row in _query(warehouse, "SELECT info_code FROM articles")}
+
+    assert report["failures"] == 0
+    assert listed | reachable_by_home <= landed
+    spaced = [p for p in posts if " " in p.category and p.url_path in home]
+    assert spaced, "the replica has a category with a space on the home page"
+    assert {p.info_code for p in spaced} <= landed
+    assert _query(warehouse, "SELECT count(*) - count(DISTINCT info_code) FROM articles") == [(0,)]
+
+
+def test_one_broken_page_is_recorded_and_the_rest_land(
+    posts: list[Post], site: dict[str, bytes], warehouse: Path
+) -> None:
+    victim = next(p for p in posts if p.category == "emnews")
+    broken = dict(site)
+    broken[victim.url_path] = b"<html><body><p></p></body></html>"
+    gone = next(p for p in posts if p.category == "emnews" and p is not victim)
+    del broken[gone.url_path]
+    with ReplicaServer(broken) as server:
+        report = crawl(categories=["emnews"], site=server.base_url, warehouse=str(warehouse), rps=0)
+
+    expected = {p.info_code for p in posts if p.category == "emnews"}
+    landed = {row[0] for row in _query(warehouse, "SELECT info_code FROM articles")}
+    assert landed == expected - {victim.info_code, gone.info_code}
+    assert report["failures"] == 2
+    failures = dict(_query(warehouse, "SELECT info_code, stage FROM failures"))
+    assert failures == {victim.info_code: "extract", gone.info_code: "fetch"}
+    assert _query(warehouse, "SELECT status FROM runs") == [("completed_with_failures",)]
+
+
+def test_backfill_respects_the_date_range_and_refetch(
+    posts: list[Post], server: ReplicaServer, warehouse: Path
+) -> None:
+    emnews = [p for p in posts if p.category == "emnews"]
+    days = sorted({p.published_at.date() for p in emnews})
+    day = days[len(days) // 2]
+    report = backfill(
+        categories=["emnews"],
+        since=day,
+        until=day,
+        site=server.base_url,
+        warehouse=str(warehouse),
+        rps=0,
+    )
+    expected = {p.info_code for p in emnews if p.published_at.date() == day}
+    landed = {row[0] for row in _query(warehouse, "SELECT info_code FROM articles")}
+    assert landed == expected
+    assert report["new_articles"] == len(expected)
+
+    again = backfill(
+        categories=["emnews"],
+        since=day,
+        until=day,
+        refetch=True,
+        site=server.base_url,
+        warehouse=str(warehouse),
+        rps=0,
+    )
+    assert again["new_articles"] == 0
+    assert again["new_versions"] == len(expected)
+    assert _query(warehouse, "SELECT count(*) FROM articles") == [(len(expected),)]
+    assert _query(warehouse, "SELECT count(*) FROM article_versions") == [(len(expected),)]
+
+
+def test_a_changed_body_becomes_a_new_version(
+    posts: list[Post], site: dict[str, bytes], warehouse: Path
+) -> None:
+    target = next(p for p in posts if p.category == "emnews" and len(p.expected_text) > 200)
+    with ReplicaServer(site) as server:
+        crawl(categories=["emnews"], site=server.base_url, warehouse=str(warehouse), rps=0)
+        changed = dict(site)
+        changed[target.url_path] = site[target.url_path].replace(
+            target.expected_text[:20].encode(),
+            "更正：".encode() + target.expected_text[:20].encode(),
+        )
+        server.update(changed)
+        backfill(
+            categories=["emnews"],
+            refetch=True,
+            site=server.base_url,
+            warehouse=str(warehouse),
+            rps=0,
+        )
+    versions = _query(
+        warehouse,
+        f"SELECT count(*) FROM article_versions WHERE info_code = '{target.info_code}'",
+    )
+    assert versions == [(2,)]
+    current = _query(warehouse, f"SELECT body FROM articles WHERE info_code = '{target.info_code}'")
+    assert len(current) == 1 and "更正：" in str(current[0][0])
+
+
+def test_bad_parameters_fail_before_any_fetch(server: ReplicaServer, warehouse: Path) -> None:
+    from tasks.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="'rps'"):
+        crawl(categories=["emnews"], site=server.base_url, warehouse=str(warehouse), rps=-1)
+    with pytest.raises(ValueError, match="after"):
+        backfill(
+            categories=["emnews"],
+            since=dt.date(2022, 6, 2),
+            until=dt.date(2022, 6, 1),
+            site=server.base_url,
+            warehouse=str(warehouse),
+        )
+    assert server.requests == []
