@@ -82,11 +82,13 @@ def _run_flow(name: str, settings: Settings, **params: Any) -> dict[str, Any]:
     from prefect.task_runners import ThreadPoolTaskRunner
 
     from flows import crawl as flows_module
+    from flows.runner import run_flow
 
     flow = getattr(flows_module, name).with_options(
         task_runner=ThreadPoolTaskRunner(max_workers=settings.concurrency)
     )
-    return flow(
+    return run_flow(
+        flow,
         categories=settings.categories,
         site=settings.site,
         warehouse=str(settings.warehouse),
@@ -111,6 +113,9 @@ def _finish(report: dict[str, Any]) -> NoReturn:
 @rps_option
 @concurrency_option
 @click.option("--refetch", is_flag=True, help="Fetch articles already in the warehouse again.")
+@click.option(
+    "--full", is_flag=True, help="List every category page instead of the incremental plan."
+)
 def crawl(
     site: str | None,
     categories: tuple[str, ...],
@@ -119,8 +124,9 @@ def crawl(
     rps: float | None,
     concurrency: int | None,
     refetch: bool,
+    full: bool,
 ) -> None:
-    """Crawl the given category pages once (or discover all) and land new articles."""
+    """Land new articles: incremental over the whole site by default, or the given categories."""
     settings = _load(
         config,
         site=site,
@@ -130,7 +136,13 @@ def crawl(
         concurrency=concurrency,
     )
     _finish(
-        _run_flow("crawl", settings, refetch=refetch, config_file=str(config) if config else None)
+        _run_flow(
+            "crawl",
+            settings,
+            refetch=refetch,
+            full=full,
+            config_file=str(config) if config else None,
+        )
     )
 
 
@@ -147,6 +159,7 @@ def crawl(
 @click.option(
     "--until", type=click.DateTime(["%Y-%m-%d"]), help="Last publication day (YYYY-MM-DD)."
 )
+@click.option("--reextract", is_flag=True, help="Re-extract stored raw pages instead of fetching.")
 @click.option("--refetch", is_flag=True, help="Fetch articles already in the warehouse again.")
 def backfill(
     site: str | None,
@@ -158,8 +171,9 @@ def backfill(
     since: dt.datetime | None,
     until: dt.datetime | None,
     refetch: bool,
+    reextract: bool,
 ) -> None:
-    """Manual run over categories and a publication-date range."""
+    """Manual run over categories and a publication-date range (idempotent, resumable)."""
     if since and until and since > until:
         _fail(f"--since {since:%Y-%m-%d} is after --until {until:%Y-%m-%d}")
     settings = _load(
@@ -175,6 +189,7 @@ def backfill(
             "backfill",
             settings,
             refetch=refetch,
+            reextract=reextract,
             since=since.date() if since else None,
             until=until.date() if until else None,
             config_file=str(config) if config else None,
@@ -206,6 +221,69 @@ def sql(query: str, warehouse: Path | None, config: Path | None, fmt: str) -> No
     except QueryRefused as exc:
         _fail(str(exc))
     click.echo(format_rows(names, rows, fmt))
+
+
+@cli.command()
+@site_option
+@warehouse_option
+@config_option
+@rps_option
+@click.option("--cron", default="*/10 * * * *", show_default=True, help="Crawl schedule.")
+@click.option(
+    "--compact-cron", default="40 3 * * *", show_default=True, help="Compaction schedule."
+)
+def serve(
+    site: str | None,
+    warehouse: Path | None,
+    config: Path | None,
+    rps: float | None,
+    cron: str,
+    compact_cron: str,
+) -> None:
+    """Register the crawl, backfill and compact deployments and run them in this process.
+
+    Needs a Prefect server (PREFECT_API_URL); schedules use Asia/Shanghai time and stay
+    active when this process stops.
+    """
+    settings = _load(config, site=site, warehouse=warehouse, rps=rps)
+    _quiet_prefect()
+    from flows.deployments import build_deployments, serve_deployments
+
+    defaults = {
+        "site": settings.site,
+        "warehouse": str(settings.warehouse),
+        "rps": settings.rps,
+        "config_file": str(config.resolve()) if config else None,
+    }
+    try:
+        deployments = build_deployments(
+            defaults=defaults, crawl_cron=cron, compact_cron=compact_cron
+        )
+    except ValueError as exc:
+        _fail(f"invalid schedule: {str(exc).splitlines()[0]}")
+    serve_deployments(deployments)
+
+
+@cli.command()
+@warehouse_option
+@config_option
+def compact(warehouse: Path | None, config: Path | None) -> None:
+    """Merge small Parquet files per partition (one compaction at a time)."""
+    settings = _load(config, warehouse=warehouse)
+    _quiet_prefect()
+    from flows.maintenance import compact as compact_flow
+    from flows.runner import run_flow
+    from warehouse.compaction import CompactionBusy
+
+    try:
+        report = run_flow(
+            compact_flow,
+            warehouse=str(settings.warehouse),
+            config_file=str(config) if config else None,
+        )
+    except CompactionBusy as exc:
+        _fail(str(exc), status=1)
+    click.echo(report)
 
 
 @cli.command()

@@ -7,22 +7,31 @@ import math
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
+from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.reports import publish_progress, publish_report, start_progress
 from tasks.extraction import EXTRACTOR
 from tasks.links import category_page_url, post_categories, post_date, slug_from_category_url
-from tasks.listing import dedupe_refs
-from tasks.records import ArticleBatch, ArticleRef, Failure, ListingBatch
+from tasks.listing import dedupe_refs, parse_home_groups
+from tasks.planning import ListingCheck, overflowing_groups, stalest
+from tasks.records import ArticleBatch, ArticleRef, Failure, FetchResult, ListingBatch
 from tasks.settings import Settings, load_settings
-from tasks.steps import fetch_articles_task, list_pages_task, refresh_catalog_task
+from tasks.steps import (
+    fetch_articles_task,
+    list_pages_task,
+    reextract_task,
+    refresh_catalog_task,
+)
 from warehouse.landing import Lander
+from warehouse.rawstore import iter_raw_pages
 from warehouse.state import Known, load_known
 from warehouse.writer import ensure_layout, remove_stale_temp_files
 
@@ -31,23 +40,27 @@ Page = tuple[str, str, str | None]
 
 @dataclass
 class RunReport:
-    """The counts a run ends with; printed by the CLI and landed in ``runs``."""
+    """The counts a run ends with; printed by the CLI, landed in ``runs``, published to Prefect."""
 
     run_id: str
     flow: str
     site: str
     categories: list[str]
     warehouse: str
+    mode: str
     started_at: dt.datetime
     finished_at: dt.datetime | None = None
     elapsed_s: float = 0.0
     categories_listed: int = 0
     pages_fetched: int = 0
+    not_modified: int = 0
     refs_seen: int = 0
     new_articles: int = 0
     new_versions: int = 0
+    unchanged: int = 0
     duplicates_skipped: int = 0
     out_of_range: int = 0
+    retried: int = 0
     failures: int = 0
     failure_reasons: list[str] = field(default_factory=list)
     status: str = "running"
@@ -69,8 +82,16 @@ class RunReport:
             "new_versions": self.new_versions,
             "duplicates_skipped": self.duplicates_skipped,
             "failures": self.failures,
+            "not_modified": self.not_modified,
+            "retried": self.retried,
             "extractor": EXTRACTOR,
         }
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started_at"] = self.started_at.isoformat()
+        data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
+        return data
 
 
 def _chunks(items: Sequence[Any], size: int, workers: int) -> list[list[Any]]:
@@ -89,23 +110,27 @@ class CrawlRun:
         settings: Settings,
         flow_name: str,
         *,
-        refetch: bool,
-        since: dt.date | None,
-        until: dt.date | None,
+        refetch: bool = False,
+        full: bool = False,
+        since: dt.date | None = None,
+        until: dt.date | None = None,
     ) -> None:
         self.settings = settings
         self.refetch = refetch
+        self.full = full or refetch or since is not None or until is not None
         self.since = since
         self.until = until
         self.root = settings.warehouse
         started = dt.datetime.now(dt.UTC)
         run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        mode = "full" if self.full else "incremental"
         self.report = RunReport(
             run_id=run_id,
             flow=flow_name,
             site=settings.site,
             categories=list(settings.categories),
             warehouse=str(self.root),
+            mode=mode,
             started_at=started,
         )
         self.lander = Lander(self.root, run_id)
@@ -114,26 +139,77 @@ class CrawlRun:
         self.queued: set[str] = set()
         self.run_categories: dict[str, set[str]] = defaultdict(set)
         self.category_pages: dict[str, str] = {}
+        self.listing_results: list[tuple[str, str | None, FetchResult, int]] = []
         self.logger = get_run_logger()
+        self._clock = time.monotonic()
+        self._progress: Any = None
 
-    def execute(self) -> RunReport:
-        clock = time.monotonic()
+    def prepare(self) -> None:
         ensure_layout(self.root)
         remove_stale_temp_files(self.root)
         self.known = load_known(self.root)
+
+    def crawl(self) -> RunReport:
+        """List, dedupe, fetch, land; incremental unless ``full``."""
+        self.prepare()
+        if self.report.flow == "backfill":
+            self._progress = start_progress()
+        self._retry_pending()
         pages = self._first_pages()
-        optional = False
+        rounds = 0
         while pages:
-            refs = self._list(pages, optional=optional)
+            refs = self._list(pages, optional=rounds > 0)
             self._land_articles(self._select(refs))
-            pages = self._discovered_pages(refs) if self.settings.all_categories else []
-            optional = True
-        self.report.finished_at = dt.datetime.now(dt.UTC)
-        self.report.elapsed_s = round(time.monotonic() - clock, 3)
-        self.report.status = "completed" if self.report.failures == 0 else "completed_with_failures"
-        self.lander.run(self.report.summary_row())
+            rounds += 1
+            more = self.settings.all_categories and (self.full or rounds == 1)
+            pages = self._next_pages(refs) if more else []
+        return self._finish()
+
+    def reextract(self) -> RunReport:
+        """Re-extract stored raw pages with the current extractor; no request is made."""
+        self.prepare()
+        self._progress = start_progress()
+        batches = iter_raw_pages(
+            self.root,
+            categories=None if self.settings.all_categories else self.settings.categories,
+            since=self.since,
+            until=self.until,
+            batch_size=self.settings.batch_size,
+        )
+        current = self._current_hashes()
+        done = 0
+        total = max(1, batches.total)
+        for chunk in batches:
+            batch: ArticleBatch = reextract_task(self.settings, chunk)
+            changed = [a for a in batch.articles if current.get(a.info_code) != a.content_hash]
+            self.report.new_versions += len(changed)
+            self.report.unchanged += len(batch.articles) - len(changed)
+            self.lander.articles(changed, {})
+            self.lander.failures(batch.failures)
+            self._count_failures(batch.failures)
+            done += len(chunk)
+            publish_progress(self._progress, 100 * done / total)
+        return self._finish()
+
+    def _current_hashes(self) -> dict[str, str]:
+        from warehouse.state import open_state
+
+        with open_state(self.root) as connection:
+            return dict(
+                connection.execute("SELECT info_code, content_hash FROM articles").fetchall()
+            )
+
+    def _finish(self) -> RunReport:
+        report = self.report
+        self.lander.listing_state(self.listing_results)
+        report.finished_at = dt.datetime.now(dt.UTC)
+        report.elapsed_s = round(time.monotonic() - self._clock, 3)
+        report.status = "completed" if report.failures == 0 else "completed_with_failures"
+        self.lander.run(report.summary_row())
         refresh_catalog_task(self.root)
-        return self.report
+        publish_progress(self._progress, 100.0)
+        publish_report(report.as_dict())
+        return report
 
     def _first_pages(self) -> list[Page]:
         site = self.settings.site
@@ -143,63 +219,118 @@ class CrawlRun:
             (category_page_url(site, slug), "category", slug) for slug in self.settings.categories
         ]
 
+    def _retry_pending(self) -> None:
+        """Pages of the retry queue are tried again first (not in a date-bounded backfill)."""
+        if self.since or self.until:
+            return
+        refs = []
+        for pending in self.known.retries:
+            raw = pending.url.rsplit("/", 1)[-1].removesuffix(".html")
+            refs.append(
+                ArticleRef(
+                    url=pending.url,
+                    info_code=pending.info_code,
+                    info_code_raw=raw,
+                    category=pending.category or " ".join(post_categories(pending.url) or []),
+                    listed_on="retry-queue",
+                )
+            )
+        if refs:
+            self.report.retried = len(refs)
+            self.logger.info("retrying %d page(s) from the retry queue", len(refs))
+            self._land_articles(self._select(refs, retry=True))
+
+    def _validators(self, pages: Iterable[Page]) -> dict[str, tuple[str | None, str | None]]:
+        if self.full:
+            return {}
+        return {
+            url: (state.etag, state.last_modified)
+            for url, _, _ in pages
+            if (state := self.known.listings.get(url)) is not None
+        }
+
     def _list(self, pages: list[Page], *, optional: bool) -> list[ArticleRef]:
         pages = [page for page in pages if page[0] not in self.listed]
         self.listed.update(page[0] for page in pages)
+        categories = {url: category for url, _, category in pages}
         chunks = _chunks(pages, self.settings.batch_size, self.settings.concurrency)
+        validators = self._validators(pages)
         futures = [
-            list_pages_task.submit(self.settings, chunk, optional=optional) for chunk in chunks
+            list_pages_task.submit(self.settings, chunk, optional=optional, validators=validators)
+            for chunk in chunks
         ]
         refs: list[ArticleRef] = []
+        self._home_groups: list[tuple[str, list[ArticleRef]]] = []
         for future, chunk in self._completed(futures, chunks):
             batch: ListingBatch | None = self._result(future, chunk, stage="listing")
             if batch is None:
                 continue
             self.lander.fetches(batch.fetches)
             self.lander.failures(batch.failures)
-            self.lander.sightings(batch.refs)
             self._count_failures(batch.failures)
             self.report.pages_fetched += len(batch.fetches)
-            self.report.categories_listed += sum(
-                1 for kind, result in batch.fetches if kind == "category" and result.ok
-            )
+            for kind, result in batch.fetches:
+                if result.ok or result.not_modified:
+                    found = [r for r in batch.refs if r.listed_on == result.final_url]
+                    self.listing_results.append(
+                        (kind, categories.get(result.url), result, len(found))
+                    )
+                    self.report.categories_listed += kind == "category"
+                    self.report.not_modified += result.not_modified
+                    if kind == "home" and result.ok:
+                        self._home_groups = parse_home_groups(
+                            result.text(), result.final_url, self.settings.site
+                        )
             refs.extend(batch.refs)
         self.report.refs_seen += len(refs)
+        new_sightings = []
         for ref in refs:
             if slug_from_category_url(ref.listed_on):
                 self.run_categories[ref.info_code].add(ref.category)
+                if (ref.info_code, ref.category) not in self.known.categorised:
+                    self.known.categorised.add((ref.info_code, ref.category))
+                    new_sightings.append(ref)
+        self.lander.sightings(new_sightings)
         return refs
 
-    def _select(self, refs: list[ArticleRef]) -> list[ArticleRef]:
+    def _select(self, refs: list[ArticleRef], *, retry: bool = False) -> list[ArticleRef]:
         """Dedupe within the run and against the warehouse, before fetching anything."""
         unique, _ = dedupe_refs(refs)
         selected = []
+        out_of_range = 0
         for ref in unique:
             day = post_date(ref.url)
             if (self.since and day and day < self.since) or (
                 self.until and day and day > self.until
             ):
-                self.report.out_of_range += 1
+                out_of_range += 1
                 continue
             if ref.info_code in self.queued:
                 continue
             if not self.refetch and self.known.has(ref.info_code, ref.url):
                 continue
+            if not retry and not self.refetch and ref.url in self.known.dead_urls:
+                continue
             self.queued.add(ref.info_code)
             selected.append(ref)
-        self.report.duplicates_skipped += len(refs) - len(selected)
+        self.report.out_of_range += out_of_range
+        if not retry:
+            self.report.duplicates_skipped += len(refs) - len(selected) - out_of_range
         return selected
 
     def _land_articles(self, refs: list[ArticleRef]) -> None:
         chunks = _chunks(refs, self.settings.batch_size, self.settings.concurrency)
         futures = [fetch_articles_task.submit(self.settings, chunk) for chunk in chunks]
+        done = 0
         for future, chunk in self._completed(futures, chunks):
             batch: ArticleBatch | None = self._result(future, chunk, stage="fetch-extract")
+            done += len(chunk)
             if batch is None:
                 continue
             fresh = [a for a in batch.articles if a.info_code not in self.known.info_codes]
             self.report.new_articles += len(fresh)
             self.report.new_versions += len(batch.articles) - len(fresh)
+            self.lander.raw_pages(batch.raw_pages)
             self.lander.articles(batch.articles, self.run_categories)
             self.lander.fetches(batch.fetches)
             self.lander.failures(batch.failures)
@@ -208,31 +339,55 @@ class CrawlRun:
             for article in batch.articles:
                 if article.category_page:
                     self.category_pages[article.info_code] = article.category_page
+            if self._progress is not None and refs:
+                publish_progress(self._progress, min(99.0, 100 * done / len(refs)))
 
-    def _discovered_pages(self, refs: Iterable[ArticleRef]) -> list[Page]:
-        """Category pages named by the posts' back-links, else guessed from the post URL."""
+    def _category_page(self, ref: ArticleRef) -> Page | None:
+        """The exact category page (from a post's back-link) or one guessed from its URL."""
+        exact = self.category_pages.get(ref.info_code) or self.known.category_pages.get(
+            ref.info_code
+        )
+        if exact:
+            return (exact, "category", slug_from_category_url(exact))
+        cats = post_categories(ref.url)
+        if cats and len(cats) == 1:
+            return (category_page_url(self.settings.site, cats[0]), "category", cats[0])
+        return None
+
+    def _next_pages(self, refs: list[ArticleRef]) -> list[Page]:
+        """Full runs list every category seen; incremental runs only those that may hold news."""
         pages: dict[str, Page] = {}
-        for ref in refs:
-            exact = self.category_pages.get(ref.info_code) or self.known.category_pages.get(
-                ref.info_code
+        if self.full:
+            candidates: Iterable[ArticleRef] = refs
+        else:
+            groups = getattr(self, "_home_groups", [])
+            overflowing = overflowing_groups(
+                groups, lambda ref: self.known.has(ref.info_code, ref.url)
             )
-            if exact:
-                pages[exact] = (exact, "category", slug_from_category_url(exact))
-                continue
-            cats = post_categories(ref.url)
-            if cats and len(cats) == 1:
-                url = category_page_url(self.settings.site, cats[0])
-                pages.setdefault(url, (url, "category", cats[0]))
+            candidates = [group[0] for _, group in overflowing]
+            checks = {
+                url: ListingCheck(url, state.checked_at)
+                for url, state in self.known.listings.items()
+                if state.kind == "category"
+            }
+            for url in stalest(checks, self.settings.sweep_fraction, exclude=self.listed):
+                state = self.known.listings[url]
+                pages[url] = (url, "category", state.category)
+            self._home_groups = []
+        for ref in candidates:
+            page = self._category_page(ref)
+            if page is not None:
+                pages.setdefault(page[0], page)
         return [page for url, page in pages.items() if url not in self.listed]
 
     def _completed(
-        self, futures: list[PrefectFuture], chunks: list[Any]
-    ) -> Iterable[tuple[PrefectFuture, Any]]:
+        self, futures: list[PrefectFuture[Any]], chunks: list[Any]
+    ) -> Iterator[tuple[PrefectFuture[Any], Any]]:
         by_future = {id(future): chunk for future, chunk in zip(futures, chunks, strict=True)}
         for future in as_completed(futures):
             yield future, by_future[id(future)]
 
-    def _result(self, future: PrefectFuture, chunk: list[Any], *, stage: str) -> Any:
+    def _result(self, future: PrefectFuture[Any], chunk: list[Any], *, stage: str) -> Any:
         """A crashed batch task becomes one failure per item, never a lost run."""
         try:
             return future.result()
@@ -246,6 +401,8 @@ class CrawlRun:
                     reason=f"task crashed: {type(exc).__name__}: {exc}",
                     status=None,
                     failed_at=now,
+                    transient=True,
+                    category=None if isinstance(item, tuple) else item.category,
                 )
                 for item in chunk
             ]
@@ -265,10 +422,15 @@ def _settings(config_file: str | None, **overrides: Any) -> Settings:
     return load_settings(Path(config_file) if config_file else None, **overrides)
 
 
-def _report_dict(report: RunReport) -> dict[str, Any]:
-    data = asdict(report)
-    data["started_at"] = report.started_at.isoformat()
-    data["finished_at"] = report.finished_at.isoformat() if report.finished_at else None
+def _outcome(report: RunReport) -> dict[str, Any] | State:
+    """Runs that lost pages end Failed (data landed, pages listed in the report), not Completed."""
+    data = report.as_dict()
+    if report.failures:
+        return Failed(
+            message=f"{report.failures} page(s) failed (recorded in the failures table); "
+            f"{report.new_articles} new article(s) landed",
+            data=data,
+        )
     return data
 
 
@@ -280,9 +442,14 @@ def crawl(
     rps: float | None = None,
     concurrency: int | None = None,
     refetch: bool = False,
+    full: bool = False,
     config_file: str | None = None,
-) -> dict[str, Any]:
-    """Scheduled job: list the categories (or discover all), land every article not yet held."""
+) -> dict[str, Any] | State:
+    """Scheduled job: land every article the site shows that the warehouse does not hold yet.
+
+    Incremental by default (home page, feed, conditional requests, a small sweep); ``full``
+    lists every category page.
+    """
     settings = _settings(
         config_file,
         categories=categories,
@@ -291,8 +458,7 @@ def crawl(
         rps=rps,
         concurrency=concurrency,
     )
-    report = CrawlRun(settings, "crawl", refetch=refetch, since=None, until=None).execute()
-    return _report_dict(report)
+    return _outcome(CrawlRun(settings, "crawl", refetch=refetch, full=full).crawl())
 
 
 @flow(name="backfill", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)
@@ -301,13 +467,18 @@ def backfill(
     since: dt.date | None = None,
     until: dt.date | None = None,
     refetch: bool = False,
+    reextract: bool = False,
     site: str | None = None,
     warehouse: str | None = None,
     rps: float | None = None,
     concurrency: int | None = None,
     config_file: str | None = None,
-) -> dict[str, Any]:
-    """Manual run over categories and a publication-date range, optionally refetching."""
+) -> dict[str, Any] | State:
+    """Manual run over categories and a publication-date range.
+
+    Idempotent (a second run lands nothing) and resumable (landed articles are skipped).
+    ``reextract`` re-runs extraction over the stored raw pages instead of fetching.
+    """
     if since and until and since > until:
         raise ValueError(f"since ({since}) is after until ({until})")
     settings = _settings(
@@ -318,5 +489,5 @@ def backfill(
         rps=rps,
         concurrency=concurrency,
     )
-    report = CrawlRun(settings, "backfill", refetch=refetch, since=since, until=until).execute()
-    return _report_dict(report)
+    run = CrawlRun(settings, "backfill", refetch=refetch, full=True, since=since, until=until)
+    return _outcome(run.reextract() if reextract else run.crawl())

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 
-from tasks.extraction import ExtractionError, extract_article
 from tasks.fetching import Fetcher
 from tasks.links import slug_from_category_url
 from tasks.listing import parse_feed, parse_listing
 from tasks.records import Article, ArticleBatch, ArticleRef, Failure, FetchResult, ListingBatch
 from tasks.settings import Settings
+from tasks.workers import JobOutcome, PageJob, extraction_pool, run_job
 
 _fetchers: dict[str, Fetcher] = {}
 _fetchers_lock = threading.Lock()
@@ -47,7 +48,14 @@ def _now() -> dt.datetime:
 
 
 def _failure(
-    url: str, code: str | None, stage: str, result: FetchResult | None, reason: str
+    url: str,
+    code: str | None,
+    stage: str,
+    result: FetchResult | None,
+    reason: str,
+    *,
+    transient: bool = False,
+    category: str | None = None,
 ) -> Failure:
     return Failure(
         url=url,
@@ -56,32 +64,55 @@ def _failure(
         reason=reason,
         status=result.status if result is not None else None,
         failed_at=_now(),
+        transient=transient,
+        category=category,
     )
 
 
+def _fetch_failure(
+    url: str, code: str | None, stage: str, result: FetchResult, category: str | None = None
+) -> Failure:
+    reason = result.error or f"http {result.status}"
+    return _failure(url, code, stage, result, reason, transient=result.transient, category=category)
+
+
+def _is_html(content_type: str | None) -> bool:
+    if not content_type:
+        return True
+    kind = content_type.split(";")[0].strip().lower()
+    return kind in ("text/html", "application/xhtml+xml", "text/plain", "")
+
+
 def list_pages(
-    settings: Settings, pages: Sequence[tuple[str, str, str | None]], *, optional: bool = False
+    settings: Settings,
+    pages: Sequence[tuple[str, str, str | None]],
+    *,
+    optional: bool = False,
+    validators: Mapping[str, tuple[str | None, str | None]] | None = None,
 ) -> ListingBatch:
     """Fetch listing pages, given as (url, kind, category) with kind in home/feed/category.
 
     ``optional`` pages are guesses (a category page inferred from a post URL): a 404 there
-    is noted as missing, not as a failure.
+    is noted as missing, not as a failure. ``validators`` (url -> (etag, last_modified)) make
+    the requests conditional: a 304 means nothing changed since that page was last listed.
     """
     fetcher = fetcher_for(settings)
+    validators = validators or {}
     refs: list[ArticleRef] = []
     fetches: list[tuple[str, FetchResult]] = []
     failures: list[Failure] = []
     missing: list[str] = []
     for url, kind, category in pages:
-        result = fetcher.fetch(url)
+        etag, last_modified = validators.get(url, (None, None))
+        result = fetcher.fetch(url, etag=etag, last_modified=last_modified)
         fetches.append((kind, result))
+        if result.not_modified:
+            continue
         if not result.ok:
             if optional and result.status == 404:
                 missing.append(url)
             else:
-                failures.append(
-                    _failure(url, None, kind, result, result.error or f"http {result.status}")
-                )
+                failures.append(_fetch_failure(url, None, kind, result))
             continue
         try:
             text = result.text()
@@ -100,40 +131,104 @@ def list_pages(
 
 
 def fetch_articles(settings: Settings, refs: Sequence[ArticleRef]) -> ArticleBatch:
-    """Fetch and extract each referenced post; every page ends as an Article or a Failure."""
+    """Fetch each referenced post and extract it on the worker processes.
+
+    Every page ends as an Article or a Failure; extraction of one page overlaps the fetching
+    of the next.
+    """
     fetcher = fetcher_for(settings)
-    articles: list[Article] = []
+    pool = extraction_pool(settings.extract_workers)
     fetches: list[tuple[str, FetchResult]] = []
     failures: list[Failure] = []
+    raw_pages: list[tuple[ArticleRef, FetchResult]] = []
+    pending: list[tuple[ArticleRef, FetchResult, Future[JobOutcome]]] = []
     for ref in refs:
         result = fetcher.fetch(ref.url)
         fetches.append(("article", result))
         if not result.ok:
+            failures.append(_fetch_failure(ref.url, ref.info_code, "fetch", result, ref.category))
+            continue
+        if not _is_html(result.content_type):
+            reason = f"not an HTML page: {result.content_type}"
+            failures.append(
+                _failure(ref.url, ref.info_code, "fetch", result, reason, category=ref.category)
+            )
+            continue
+        raw_pages.append((ref, result))
+        job = PageJob(
+            result.content,
+            result.content_type,
+            result.final_url,
+            result.fetched_at,
+            ref.category,
+            settings.site,
+        )
+        pending.append((ref, result, pool.submit(run_job, job)))
+    articles: list[Article] = []
+    for ref, result, future in pending:
+        try:
+            outcome = future.result()
+        except Exception as exc:  # a worker process died: record it, keep the batch
+            outcome = JobOutcome(None, f"extraction worker failed: {type(exc).__name__}: {exc}")
+        if outcome.article is None:
             failures.append(
                 _failure(
-                    ref.url, ref.info_code, "fetch", result, result.error or f"http {result.status}"
+                    ref.url,
+                    ref.info_code,
+                    "extract",
+                    result,
+                    outcome.reason or "no article",
+                    category=ref.category,
                 )
             )
             continue
-        try:
-            article = extract_article(
-                result.text(),
-                result.final_url,
-                fetched_at=result.fetched_at,
-                category=ref.category,
-                site=settings.site,
-            )
-        except ExtractionError as exc:
-            failures.append(_failure(ref.url, ref.info_code, "extract", result, str(exc)))
-            continue
-        except Exception as exc:  # an extractor bug on one page is recorded, not fatal
-            failures.append(
-                _failure(ref.url, ref.info_code, "extract", result, f"{type(exc).__name__}: {exc}")
-            )
-            continue
+        article = outcome.article
         if slug_from_category_url(ref.listed_on) is None and article.category_page:
             exact = slug_from_category_url(article.category_page)
             if exact:
                 article = replace(article, category=exact)
         articles.append(article)
-    return ArticleBatch(tuple(articles), tuple(fetches), tuple(failures))
+    return ArticleBatch(tuple(articles), tuple(fetches), tuple(failures), tuple(raw_pages))
+
+
+def reextract_pages(
+    settings: Settings, pages: Sequence[tuple[ArticleRef, FetchResult]]
+) -> ArticleBatch:
+    """Extract stored raw pages again (new extractor version), without any request."""
+    pool = extraction_pool(settings.extract_workers)
+    futures = [
+        (
+            ref,
+            result,
+            pool.submit(
+                run_job,
+                PageJob(
+                    result.content,
+                    result.content_type,
+                    result.final_url,
+                    result.fetched_at,
+                    ref.category,
+                    settings.site,
+                ),
+            ),
+        )
+        for ref, result in pages
+    ]
+    articles: list[Article] = []
+    failures: list[Failure] = []
+    for ref, result, future in futures:
+        outcome = future.result()
+        if outcome.article is None:
+            failures.append(
+                _failure(
+                    ref.url,
+                    ref.info_code,
+                    "reextract",
+                    result,
+                    outcome.reason or "no article",
+                    category=ref.category,
+                )
+            )
+        else:
+            articles.append(replace(outcome.article, category=ref.category))
+    return ArticleBatch(tuple(articles), (), tuple(failures))

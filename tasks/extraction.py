@@ -52,6 +52,7 @@ _EM = re.compile(r"<em>(.*?)</em>", re.DOTALL)
 _MEDIA = re.compile(r"^\s*[（(]\s*文章来源[：:]\s*(.+?)\s*[）)]\s*$", re.MULTILINE)
 _SOURCE_LINK_HOSTS = ("eastmoney.com", "finews.zning.xyz", "NewsShare.html")
 _BACK_LINK_TEXT = re.compile(r"^\s*返回")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _DOCUMENT = (
     '<html><head><meta charset="utf-8"><title>post</title></head>'
@@ -100,18 +101,18 @@ def parse_published_at(page: str, region: str | None) -> dt.datetime | None:
     for match in _JSON_LD.finditer(page):
         try:
             data = json.loads(match[1])
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(data, dict) and isinstance(data.get("datePublished"), str):
             candidates.append(data["datePublished"])
     for text in candidates:
         try:
             parsed = dt.datetime.fromisoformat(text.strip())
-        except ValueError:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=SHANGHAI)
+            return parsed.astimezone(SHANGHAI)
+        except (ValueError, OverflowError):
             continue
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=SHANGHAI)
-        return parsed.astimezone(SHANGHAI)
     return None
 
 
@@ -126,10 +127,10 @@ def parse_title(page: str, region: str | None) -> str | None:
     for match in _JSON_LD.finditer(page):
         try:
             data = json.loads(match[1])
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(data, dict) and isinstance(data.get("headline"), str) and data["headline"]:
-            return data["headline"]
+            return html.unescape(data["headline"]).strip() or None
     if match := _TITLE_TAG.search(page):
         title = html.unescape(match[1]).strip().removesuffix(SITE_TITLE_SUFFIX.strip()).strip()
         return title.removesuffix("|").strip() or None
@@ -243,6 +244,7 @@ def extract_article(
     site: str,
 ) -> Article:
     """Turn one post page into an Article; raise ExtractionError when it holds no article."""
+    page = _CONTROL.sub("", page)
     region = content_region(page)
     published_at = parse_published_at(page, region)
     title = parse_title(page, region)

@@ -333,6 +333,7 @@ class Fetcher:
             error=_one_line(out.error) if out.error is not None else None,
             etag=out.etag,
             last_modified=out.last_modified,
+            transient=out.error is not None and out.transient,
         )
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, unquote, urlsplit
 
-_RAW_ID = re.compile(r"^(?:NW)?\d{8,32}$")
-_EASTMONEY_NEWS = re.compile(r"/news/\d+,(\d{8,32})\.html$")
+_RAW_ID = re.compile(r"^(?:NW)?\d{8,32}$", re.ASCII)
+_EASTMONEY_NEWS = re.compile(r"/news/\d+,(\d{8,32})\.html$", re.ASCII)
 
 
 def canonical_info_code(raw: str | None) -> str | None:

@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 SITE_HOSTS = frozenset({"finews.withounder.com", "finews.zning.me", "finews.zning.xyz"})
 _POST_PATH = re.compile(
-    r"^/(?P<cats>(?:[^/]+/)+?)(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/[^/]+\.html$"
+    r"^/(?P<cats>(?:[^/]+/)+?)(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/[^/]+\.html$", re.ASCII
 )
 _CATEGORY_PATH = re.compile(r"^/category/(?P<slug>[^/]+)\.html$")
 

@@ -38,6 +38,21 @@ def parse_listing(page: str, page_url: str, site: str, category: str | None) -> 
     return list(refs.values())
 
 
+_HOME_GROUP = re.compile(
+    r"<h2\b[^>]*>(.*?)</h2>(.*?)(?=<h2\b|</section>|$)", re.DOTALL | re.IGNORECASE
+)
+
+
+def parse_home_groups(page: str, page_url: str, site: str) -> list[tuple[str, list[ArticleRef]]]:
+    """The home page as (tag, its newest posts) groups: the site shows 5 per tag, newest first."""
+    groups = []
+    for match in _HOME_GROUP.finditer(_body(page)):
+        refs = parse_listing(match.group(2), page_url, site, None)
+        if refs:
+            groups.append((html.unescape(match.group(1)).strip(), refs))
+    return groups
+
+
 def parse_feed(xml: str, page_url: str, site: str) -> list[ArticleRef]:
     """Post links of the Atom feed (``<link rel="alternate" href=…>`` of each entry)."""
     refs: dict[str, ArticleRef] = {}

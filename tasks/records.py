@@ -25,10 +25,15 @@ class FetchResult:
     error: str | None = None
     etag: str | None = None
     last_modified: str | None = None
+    transient: bool = False
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.status == 200
+
+    @property
+    def not_modified(self) -> bool:
+        return self.error is None and self.status == 304
 
     def text(self) -> str:
         """Decode the body deliberately (see ``tasks.decoding``), never by a guessed charset."""
@@ -73,7 +78,11 @@ class Article:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """A page that could not be turned into an article, with the reason."""
+    """A page that could not be turned into an article, with the reason.
+
+    ``transient`` failures (timeouts, resets, 5xx, 429, truncated bodies) go to the retry
+    queue and are tried again by later runs; the others are recorded once and left alone.
+    """
 
     url: str
     info_code: str | None
@@ -81,6 +90,8 @@ class Failure:
     reason: str
     status: int | None
     failed_at: dt.datetime
+    transient: bool = False
+    category: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +106,9 @@ class ListingBatch:
 
 @dataclass(frozen=True, slots=True)
 class ArticleBatch:
-    """What a batch of article references yielded: the articles and every failure."""
+    """What a batch of article references yielded: the articles, raw pages, every failure."""
 
     articles: tuple[Article, ...]
     fetches: tuple[tuple[str, FetchResult], ...]
     failures: tuple[Failure, ...]
+    raw_pages: tuple[tuple[ArticleRef, FetchResult], ...] = ()

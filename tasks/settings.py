@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     retries: int = Field(3, ge=0, le=10)
     backoff_base: float = Field(0.5, ge=0, le=60)
     backoff_max: float = Field(30.0, ge=0, le=3600)
+    extract_workers: int = Field(0, ge=0, le=64)
+    sweep_fraction: float = Field(0.05, ge=0, le=1)
     user_agent: str = "finews/0.1 (+https://github.com/finews/finews; news archiving)"
     warehouse: Path = Path("./data/warehouse")
 

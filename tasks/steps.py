@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NONE
 
-from tasks.batches import fetch_articles, list_pages
-from tasks.records import ArticleBatch, ArticleRef, ListingBatch
+from tasks.batches import fetch_articles, list_pages, reextract_pages
+from tasks.records import ArticleBatch, ArticleRef, FetchResult, ListingBatch
 from tasks.settings import Settings
 
 
 @task(name="list-pages", cache_policy=NONE, persist_result=False)
 def list_pages_task(
-    settings: Settings, pages: Sequence[tuple[str, str, str | None]], optional: bool = False
+    settings: Settings,
+    pages: Sequence[tuple[str, str, str | None]],
+    optional: bool = False,
+    validators: Mapping[str, tuple[str | None, str | None]] | None = None,
 ) -> ListingBatch:
-    return list_pages(settings, pages, optional=optional)
+    return list_pages(settings, pages, optional=optional, validators=validators)
 
 
 @task(name="fetch-extract", cache_policy=NONE, persist_result=False)
 def fetch_articles_task(settings: Settings, refs: Sequence[ArticleRef]) -> ArticleBatch:
     return fetch_articles(settings, refs)
+
+
+@task(name="reextract", cache_policy=NONE, persist_result=False)
+def reextract_task(
+    settings: Settings, pages: Sequence[tuple[ArticleRef, FetchResult]]
+) -> ArticleBatch:
+    return reextract_pages(settings, pages)
 
 
 @task(name="refresh-catalog", cache_policy=NONE, persist_result=False)

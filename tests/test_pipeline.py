@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from flows.crawl import backfill, crawl
+from flows.runner import run_flow
 from replica.posts import Post
 from replica.server import ReplicaServer
 from tests.quality import bigram_f1, boilerplate_in
@@ -41,7 +42,9 @@ def test_crawl_lands_every_listed_article_once(
 ) -> None:
     categories = _twin_categories(posts)
     expected = {p.info_code: p for p in posts if p.category in categories}
-    report = crawl(categories=categories, site=server.base_url, warehouse=str(warehouse), rps=0)
+    report = run_flow(
+        crawl, categories=categories, site=server.base_url, warehouse=str(warehouse), rps=0
+    )
 
     assert report["failures"] == 0
     assert report["categories_listed"] == 3
@@ -74,10 +77,14 @@ def test_second_identical_run_lands_nothing(
     posts: list[Post], server: ReplicaServer, warehouse: Path
 ) -> None:
     categories = _twin_categories(posts)
-    first = crawl(categories=categories, site=server.base_url, warehouse=str(warehouse), rps=0)
+    first = run_flow(
+        crawl, categories=categories, site=server.base_url, warehouse=str(warehouse), rps=0
+    )
     files_before = sorted(p.name for p in (warehouse / "articles").rglob("*.parquet"))
     requests_before = len(server.requests)
-    second = crawl(categories=categories, site=server.base_url, warehouse=str(warehouse), rps=0)
+    second = run_flow(
+        crawl, categories=categories, site=server.base_url, warehouse=str(warehouse), rps=0
+    )
 
     assert first["new_articles"] > 0
     assert second["new_articles"] == 0
@@ -96,7 +103,9 @@ def test_second_identical_run_lands_nothing(
 def test_all_discovers_categories_from_the_home_page(
     posts: list[Post], site: dict[str, bytes], server: ReplicaServer, warehouse: Path
 ) -> None:
-    report = crawl(categories=["all"], site=server.base_url, warehouse=str(warehouse), rps=0)
+    report = run_flow(
+        crawl, categories=["all"], site=server.base_url, warehouse=str(warehouse), rps=0
+    )
     listed = {p.info_code for p in posts if " " not in p.category}
     home = site["/"].decode()
     reachable_by_home = {p.info_code for p in posts if p.url_path in home}
@@ -119,7 +128,9 @@ def test_one_broken_page_is_recorded_and_the_rest_land(
     gone = next(p for p in posts if p.category == "emnews" and p is not victim)
     del broken[gone.url_path]
     with ReplicaServer(broken) as server:
-        report = crawl(categories=["emnews"], site=server.base_url, warehouse=str(warehouse), rps=0)
+        report = run_flow(
+            crawl, categories=["emnews"], site=server.base_url, warehouse=str(warehouse), rps=0
+        )
 
     expected = {p.info_code for p in posts if p.category == "emnews"}
     landed = {row[0] for row in _query(warehouse, "SELECT info_code FROM articles")}
@@ -136,7 +147,8 @@ def test_backfill_respects_the_date_range_and_refetch(
     emnews = [p for p in posts if p.category == "emnews"]
     days = sorted({p.published_at.date() for p in emnews})
     day = days[len(days) // 2]
-    report = backfill(
+    report = run_flow(
+        backfill,
         categories=["emnews"],
         since=day,
         until=day,
@@ -149,7 +161,8 @@ def test_backfill_respects_the_date_range_and_refetch(
     assert landed == expected
     assert report["new_articles"] == len(expected)
 
-    again = backfill(
+    again = run_flow(
+        backfill,
         categories=["emnews"],
         since=day,
         until=day,
@@ -169,14 +182,17 @@ def test_a_changed_body_becomes_a_new_version(
 ) -> None:
     target = next(p for p in posts if p.category == "emnews" and len(p.expected_text) > 200)
     with ReplicaServer(site) as server:
-        crawl(categories=["emnews"], site=server.base_url, warehouse=str(warehouse), rps=0)
+        run_flow(
+            crawl, categories=["emnews"], site=server.base_url, warehouse=str(warehouse), rps=0
+        )
         changed = dict(site)
         changed[target.url_path] = site[target.url_path].replace(
             target.expected_text[:20].encode(),
             "更正：".encode() + target.expected_text[:20].encode(),
         )
         server.update(changed)
-        backfill(
+        run_flow(
+            backfill,
             categories=["emnews"],
             refetch=True,
             site=server.base_url,
@@ -196,9 +212,12 @@ def test_bad_parameters_fail_before_any_fetch(server: ReplicaServer, warehouse: 
     from tasks.settings import SettingsError
 
     with pytest.raises(SettingsError, match="'rps'"):
-        crawl(categories=["emnews"], site=server.base_url, warehouse=str(warehouse), rps=-1)
+        run_flow(
+            crawl, categories=["emnews"], site=server.base_url, warehouse=str(warehouse), rps=-1
+        )
     with pytest.raises(ValueError, match="after"):
-        backfill(
+        run_flow(
+            backfill,
             categories=["emnews"],
             since=dt.date(2022, 6, 2),
             until=dt.date(2022, 6, 1),

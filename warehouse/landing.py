@@ -1,4 +1,4 @@
-"""Landing one run's output: articles, sightings, fetch log, failures and the run summary."""
+"""Landing one run's output: articles, raw pages, sightings, fetch log, failures, state, summary."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from tasks.records import Article, ArticleRef, Failure, FetchResult
-from warehouse.rows import article_rows, failure_rows, fetch_rows, sighting_rows
+from warehouse.rows import (
+    article_rows,
+    failure_rows,
+    fetch_rows,
+    listing_state_rows,
+    raw_page_rows,
+    sighting_rows,
+)
 from warehouse.writer import write_rows
 
 
@@ -21,29 +28,29 @@ class Lander:
         self.run_id = run_id
         self._seq = itertools.count()
 
-    def _name(self) -> str:
-        return f"{self.run_id}-{next(self._seq):05d}"
-
-    def articles(self, articles: Iterable[Article], categories: Mapping[str, Iterable[str]]) -> int:
-        rows = article_rows(articles, categories, self.run_id)
+    def _write(self, table: str, rows: list[dict[str, Any]], partition: str | None = "dt") -> int:
         if rows:
-            write_rows(self.root, "articles", rows, partition="dt", name=self._name())
+            name = f"{self.run_id}-{next(self._seq):05d}"
+            write_rows(self.root, table, rows, partition=partition, name=name)
         return len(rows)
 
-    def sightings(self, refs: Iterable[ArticleRef]) -> None:
-        rows = sighting_rows(refs, dt.datetime.now(dt.UTC), self.run_id)
-        if rows:
-            write_rows(self.root, "sightings", rows, partition="dt", name=self._name())
+    def articles(self, articles: Iterable[Article], categories: Mapping[str, Iterable[str]]) -> int:
+        return self._write("articles", article_rows(articles, categories, self.run_id))
 
-    def fetches(self, fetches: Iterable[tuple[str, FetchResult]]) -> None:
-        rows = fetch_rows(fetches, self.run_id)
-        if rows:
-            write_rows(self.root, "fetch_log", rows, partition="dt", name=self._name())
+    def raw_pages(self, pages: Iterable[tuple[ArticleRef, FetchResult]]) -> int:
+        return self._write("raw_pages", raw_page_rows(pages, self.run_id))
 
-    def failures(self, failures: Iterable[Failure]) -> None:
-        rows = failure_rows(failures, self.run_id)
-        if rows:
-            write_rows(self.root, "failures", rows, partition="dt", name=self._name())
+    def sightings(self, refs: Iterable[ArticleRef]) -> int:
+        return self._write("sightings", sighting_rows(refs, dt.datetime.now(dt.UTC), self.run_id))
+
+    def fetches(self, fetches: Iterable[tuple[str, FetchResult]]) -> int:
+        return self._write("fetch_log", fetch_rows(fetches, self.run_id))
+
+    def failures(self, failures: Iterable[Failure]) -> int:
+        return self._write("failures", failure_rows(failures, self.run_id))
+
+    def listing_state(self, pages: Iterable[tuple[str, str | None, FetchResult, int]]) -> int:
+        return self._write("listing_state", listing_state_rows(pages, self.run_id))
 
     def run(self, summary: Mapping[str, Any]) -> None:
-        write_rows(self.root, "runs", [dict(summary)], partition=None, name=self.run_id)
+        self._write("runs", [dict(summary)], partition=None)

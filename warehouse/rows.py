@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -97,7 +98,52 @@ def failure_rows(failures: Iterable[Failure], run_id: str) -> list[dict[str, Any
             "status": failure.status,
             "failed_at": failure.failed_at,
             "run_id": run_id,
+            "transient": failure.transient,
+            "category": failure.category,
             "dt": failure.failed_at.date().isoformat(),
         }
         for failure in failures
+    ]
+
+
+def raw_page_rows(
+    pages: Iterable[tuple[ArticleRef, FetchResult]], run_id: str
+) -> list[dict[str, Any]]:
+    """The bytes as fetched, so a later extractor can re-extract without refetching."""
+    return [
+        {
+            "info_code": ref.info_code,
+            "info_code_raw": ref.info_code_raw,
+            "url": ref.url,
+            "final_url": result.final_url,
+            "category": ref.category,
+            "content_type": result.content_type,
+            "content": result.content,
+            "fetched_at": result.fetched_at,
+            "run_id": run_id,
+            "dt": result.fetched_at.date().isoformat(),
+        }
+        for ref, result in pages
+    ]
+
+
+def listing_state_rows(
+    pages: Iterable[tuple[str, str | None, FetchResult, int]], run_id: str
+) -> list[dict[str, Any]]:
+    """(kind, category, result, refs found) of each listing page fetched successfully."""
+    return [
+        {
+            "url": result.url,
+            "kind": kind,
+            "category": category,
+            "status": result.status,
+            "etag": result.etag,
+            "last_modified": result.last_modified,
+            "content_hash": hashlib.sha256(result.content).hexdigest() if result.content else None,
+            "refs": refs,
+            "checked_at": result.fetched_at,
+            "run_id": run_id,
+            "dt": result.fetched_at.date().isoformat(),
+        }
+        for kind, category, result, refs in pages
     ]

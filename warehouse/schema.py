@@ -66,6 +66,37 @@ FAILURES = pa.schema(
         ("status", pa.int32()),
         ("failed_at", UTC_TS),
         ("run_id", pa.string()),
+        ("transient", pa.bool_()),
+        ("category", pa.string()),
+    ]
+)
+
+RAW_PAGES = pa.schema(
+    [
+        ("info_code", pa.string()),
+        ("info_code_raw", pa.string()),
+        ("url", pa.string()),
+        ("final_url", pa.string()),
+        ("category", pa.string()),
+        ("content_type", pa.string()),
+        ("content", pa.binary()),
+        ("fetched_at", UTC_TS),
+        ("run_id", pa.string()),
+    ]
+)
+
+LISTING_STATE = pa.schema(
+    [
+        ("url", pa.string()),
+        ("kind", pa.string()),
+        ("category", pa.string()),
+        ("status", pa.int32()),
+        ("etag", pa.string()),
+        ("last_modified", pa.string()),
+        ("content_hash", pa.string()),
+        ("refs", pa.int64()),
+        ("checked_at", UTC_TS),
+        ("run_id", pa.string()),
     ]
 )
 
@@ -86,6 +117,8 @@ RUNS = pa.schema(
         ("new_versions", pa.int64()),
         ("duplicates_skipped", pa.int64()),
         ("failures", pa.int64()),
+        ("not_modified", pa.int64()),
+        ("retried", pa.int64()),
         ("extractor", pa.string()),
     ]
 )
@@ -96,4 +129,6 @@ TABLES: dict[str, pa.Schema] = {
     "fetch_log": FETCH_LOG,
     "failures": FAILURES,
     "runs": RUNS,
+    "raw_pages": RAW_PAGES,
+    "listing_state": LISTING_STATE,
 }

@@ -52,3 +52,44 @@ SELECT * FROM read_parquet('{root}/failures/**/*.parquet', union_by_name = true,
 CREATE OR REPLACE VIEW runs AS
 SELECT * FROM read_parquet('{root}/runs/**/*.parquet', union_by_name = true,
                            hive_partitioning = false);
+
+CREATE OR REPLACE VIEW raw_pages AS
+SELECT * FROM read_parquet('{root}/raw_pages/**/*.parquet', union_by_name = true,
+                           hive_partitioning = false);
+
+-- The newest state of every listing page: validators for conditional requests, last check.
+CREATE OR REPLACE VIEW listing_state AS
+SELECT * EXCLUDE (state_rank)
+FROM (
+    SELECT *,
+           row_number() OVER (PARTITION BY url ORDER BY checked_at DESC, run_id DESC)
+               AS state_rank
+    FROM read_parquet('{root}/listing_state/**/*.parquet', union_by_name = true,
+                      hive_partitioning = false)
+)
+WHERE state_rank = 1;
+
+-- Post pages that failed and have not landed since, one row per URL. A page is retried by
+-- later runs while its last failure is transient and it failed fewer than 5 times (the
+-- retry_queue); the others are dead_pages: kept, with the last reason, for people to look at.
+CREATE OR REPLACE VIEW page_failures AS
+SELECT url,
+       any_value(info_code) AS info_code,
+       arg_max(category, failed_at) AS category,
+       count(*) AS attempts,
+       arg_max(reason, failed_at) AS last_reason,
+       arg_max(status, failed_at) AS last_status,
+       arg_max(coalesce(transient, false), failed_at) AS last_transient,
+       min(failed_at) AS first_failed_at,
+       max(failed_at) AS last_failed_at
+FROM failures
+WHERE stage IN ('fetch', 'extract')
+  AND info_code IS NOT NULL
+  AND info_code NOT IN (SELECT info_code FROM article_versions)
+GROUP BY url;
+
+CREATE OR REPLACE VIEW retry_queue AS
+SELECT * FROM page_failures WHERE last_transient AND attempts < 5;
+
+CREATE OR REPLACE VIEW dead_pages AS
+SELECT * FROM page_failures WHERE NOT last_transient OR attempts >= 5;

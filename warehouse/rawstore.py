@@ -1,0 +1,96 @@
+"""Reading stored raw pages back, newest per article, in batches (for ``backfill --reextract``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.links import post_date
+from tasks.records import ArticleRef, FetchResult
+from warehouse.state import open_state
+
+_LATEST = """
+SELECT info_code, info_code_raw, url, final_url, category, content_type, content, fetched_at
+FROM raw_pages
+WHERE {where}
+QUALIFY row_number() OVER (PARTITION BY info_code ORDER BY fetched_at DESC, run_id DESC) = 1
+ORDER BY info_code
+"""
+
+
+@dataclass
+class RawPageBatches:
+    """Batches of (reference, stored fetch) pairs; ``total`` is known before iterating."""
+
+    root: Path
+    categories: Sequence[str] | None
+    since: dt.date | None
+    until: dt.date | None
+    batch_size: int
+    total: int = 0
+
+    def __post_init__(self) -> None:
+        with open_state(self.root) as connection:
+            sql, params = self._query()
+            self.total = connection.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+
+    def _query(self) -> tuple[str, list[object]]:
+        if self.categories:
+            return _LATEST.format(where="list_contains(?, category)"), [list(self.categories)]
+        return _LATEST.format(where="true"), []
+
+    def _in_range(self, url: str) -> bool:
+        day = post_date(url)
+        if day is None:
+            return self.since is None and self.until is None
+        return (self.since is None or day >= self.since) and (
+            self.until is None or day <= self.until
+        )
+
+    def __iter__(self) -> Iterator[list[tuple[ArticleRef, FetchResult]]]:
+        with open_state(self.root) as connection:
+            sql, params = self._query()
+            cursor = connection.execute(sql, params)
+            while rows := cursor.fetchmany(self.batch_size):
+                batch = [_stored(*row) for row in rows if self._in_range(row[2])]
+                if batch:
+                    yield batch
+
+
+def _stored(
+    code: str,
+    raw: str,
+    url: str,
+    final_url: str,
+    category: str,
+    content_type: str | None,
+    content: bytes,
+    fetched_at: dt.datetime,
+) -> tuple[ArticleRef, FetchResult]:
+    ref = ArticleRef(
+        url=url, info_code=code, info_code_raw=raw, category=category, listed_on="raw-pages"
+    )
+    result = FetchResult(
+        url=url,
+        final_url=final_url,
+        status=200,
+        content=bytes(content),
+        content_type=content_type,
+        elapsed_s=0.0,
+        attempts=0,
+        fetched_at=fetched_at,
+    )
+    return ref, result
+
+
+def iter_raw_pages(
+    root: Path,
+    *,
+    categories: Sequence[str] | None,
+    since: dt.date | None,
+    until: dt.date | None,
+    batch_size: int,
+) -> RawPageBatches:
+    return RawPageBatches(root, categories, since, until, batch_size)
