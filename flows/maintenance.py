@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from tasks.settings import load_settings
 from tasks.steps import refresh_catalog_task
+from warehouse.writer import remove_stale_temp_files
 
 
 @flow(name="compact", log_prints=False)
@@ -20,6 +21,7 @@ def compact(warehouse: str | None = None, config_file: str | None = None) -> dic
 
     settings = load_settings(Path(config_file) if config_file else None, warehouse=warehouse)
     report = compact_warehouse(settings.warehouse)
+    remove_stale_temp_files(settings.warehouse)
     refresh_catalog_task(settings.warehouse)
     data = asdict(report)
     get_run_logger().info("compaction: %s", data)

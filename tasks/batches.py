@@ -9,25 +9,35 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import BrokenExecutor
 from dataclasses import replace
 
 from tasks.fetching import Fetcher
 from tasks.links import slug_from_category_url
 from tasks.listing import parse_feed, parse_listing
+from tasks.ratelimit import SharedHostRateLimiter
 from tasks.records import Article, ArticleBatch, ArticleRef, Failure, FetchResult, ListingBatch
 from tasks.settings import Settings
-from tasks.workers import JobOutcome, PageJob, extraction_pool, run_job
+from tasks.workers import PageJob, discard_pool, extraction_pool, run_job
 
 _fetchers: dict[str, Fetcher] = {}
 _fetchers_lock = threading.Lock()
 
 
 def fetcher_for(settings: Settings) -> Fetcher:
-    """One pooled Fetcher per process and settings, shared by every worker thread."""
+    """One pooled Fetcher per process and settings, shared by every worker thread.
+
+    With a rate limit, the schedule lives in the warehouse's state folder so every process
+    crawling into it (extraction workers, overlapping runs) shares one per-host limit.
+    """
     key = settings.model_dump_json()
     with _fetchers_lock:
         if key not in _fetchers:
+            limiter = (
+                SharedHostRateLimiter(settings.rps, settings.warehouse / ".state" / "ratelimit")
+                if settings.rps > 0
+                else None
+            )
             _fetchers[key] = Fetcher(
                 allowed_hosts=[settings.site_netloc],
                 rps=settings.rps,
@@ -39,6 +49,7 @@ def fetcher_for(settings: Settings) -> Fetcher:
                 backoff_base=settings.backoff_base,
                 backoff_max=settings.backoff_max,
                 pool_size=max(8, settings.concurrency * 2),
+                limiter=limiter,
             )
         return _fetchers[key]
 
@@ -131,17 +142,25 @@ def list_pages(
 
 
 def fetch_articles(settings: Settings, refs: Sequence[ArticleRef]) -> ArticleBatch:
-    """Fetch each referenced post and extract it on the worker processes.
+    """Fetch and extract a batch on a worker process, so fetching and extraction use every core.
 
-    Every page ends as an Article or a Failure; extraction of one page overlaps the fetching
-    of the next.
+    A worker that dies (killed, out of memory) fails this batch only; the pool is rebuilt.
     """
-    fetcher = fetcher_for(settings)
     pool = extraction_pool(settings.extract_workers)
+    try:
+        return pool.submit(fetch_and_extract, settings, list(refs)).result()
+    except BrokenExecutor:
+        discard_pool(settings.extract_workers)
+        raise
+
+
+def fetch_and_extract(settings: Settings, refs: Sequence[ArticleRef]) -> ArticleBatch:
+    """Fetch each referenced post and extract it: every page ends as an Article or a Failure."""
+    fetcher = fetcher_for(settings)
     fetches: list[tuple[str, FetchResult]] = []
     failures: list[Failure] = []
     raw_pages: list[tuple[ArticleRef, FetchResult]] = []
-    pending: list[tuple[ArticleRef, FetchResult, Future[JobOutcome]]] = []
+    articles: list[Article] = []
     for ref in refs:
         result = fetcher.fetch(ref.url)
         fetches.append(("article", result))
@@ -163,13 +182,7 @@ def fetch_articles(settings: Settings, refs: Sequence[ArticleRef]) -> ArticleBat
             ref.category,
             settings.site,
         )
-        pending.append((ref, result, pool.submit(run_job, job)))
-    articles: list[Article] = []
-    for ref, result, future in pending:
-        try:
-            outcome = future.result()
-        except Exception as exc:  # a worker process died: record it, keep the batch
-            outcome = JobOutcome(None, f"extraction worker failed: {type(exc).__name__}: {exc}")
+        outcome = run_job(job)
         if outcome.article is None:
             failures.append(
                 _failure(
@@ -194,30 +207,28 @@ def fetch_articles(settings: Settings, refs: Sequence[ArticleRef]) -> ArticleBat
 def reextract_pages(
     settings: Settings, pages: Sequence[tuple[ArticleRef, FetchResult]]
 ) -> ArticleBatch:
-    """Extract stored raw pages again (new extractor version), without any request."""
+    """Extract stored raw pages again (new extractor version) on a worker, without requests."""
     pool = extraction_pool(settings.extract_workers)
-    futures = [
-        (
-            ref,
-            result,
-            pool.submit(
-                run_job,
-                PageJob(
-                    result.content,
-                    result.content_type,
-                    result.final_url,
-                    result.fetched_at,
-                    ref.category,
-                    settings.site,
-                ),
-            ),
-        )
-        for ref, result in pages
-    ]
+    try:
+        return pool.submit(_reextract, settings, list(pages)).result()
+    except BrokenExecutor:
+        discard_pool(settings.extract_workers)
+        raise
+
+
+def _reextract(settings: Settings, pages: Sequence[tuple[ArticleRef, FetchResult]]) -> ArticleBatch:
     articles: list[Article] = []
     failures: list[Failure] = []
-    for ref, result, future in futures:
-        outcome = future.result()
+    for ref, result in pages:
+        job = PageJob(
+            result.content,
+            result.content_type,
+            result.final_url,
+            result.fetched_at,
+            ref.category,
+            settings.site,
+        )
+        outcome = run_job(job)
         if outcome.article is None:
             failures.append(
                 _failure(

@@ -28,7 +28,7 @@ from urllib3.exceptions import LocationParseError, MaxRetryError, ReadTimeoutErr
 from urllib3.response import HTTPResponse
 from urllib3.util import parse_url
 
-from tasks.ratelimit import limiter_for
+from tasks.ratelimit import HostRateLimiter, SharedHostRateLimiter, limiter_for
 from tasks.records import FetchResult
 
 __all__ = ["MAX_REDIRECTS", "FetchRefused", "Fetcher", "parse_retry_after"]
@@ -88,6 +88,7 @@ class Fetcher:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         pool_size: int = 8,
+        limiter: HostRateLimiter | SharedHostRateLimiter | None = None,
     ) -> None:
         if isinstance(allowed_hosts, str):
             raise TypeError("allowed_hosts must be an iterable of netlocs, not a string")
@@ -104,7 +105,7 @@ class Fetcher:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._timeout = (connect_timeout, read_timeout)
-        self._limiter = limiter_for(rps)
+        self._limiter = limiter if limiter is not None else limiter_for(rps)
         self._random = random.Random()
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)

@@ -8,10 +8,13 @@ bookkeeping and a burst of N callers is spread over N intervals.
 
 from __future__ import annotations
 
+import fcntl
+import re
 import threading
 import time
+from pathlib import Path
 
-__all__ = ["HostRateLimiter", "limiter_for"]
+__all__ = ["HostRateLimiter", "SharedHostRateLimiter", "limiter_for"]
 
 
 class HostRateLimiter:
@@ -50,3 +53,45 @@ def limiter_for(rps: float) -> HostRateLimiter:
         if limiter is None:
             limiter = _registry[key] = HostRateLimiter(key)
         return limiter
+
+
+class SharedHostRateLimiter:
+    """The same schedule, shared by every process that uses the same state folder.
+
+    Overlapping runs (a scheduled crawl and a manual backfill, or the extraction workers of
+    one run) must still look like one polite client to the site: the next free slot per host
+    is kept in a small file, reserved under an exclusive ``flock``.
+    """
+
+    def __init__(self, rps: float, state_dir: Path) -> None:
+        self.rps = float(rps)
+        self._interval = 1.0 / self.rps if self.rps > 0 else 0.0
+        self._dir = state_dir
+        self._dir.mkdir(parents=True, exist_ok=True)
+
+    def wait(self, host: str) -> float:
+        if self._interval <= 0:
+            return 0.0
+        name = re.sub(r"[^a-z0-9.-]", "_", host.lower()) or "_"
+        path = self._dir / f"{name}.slot"
+        with open(path, "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                handle.seek(0)
+                raw = handle.read().strip()
+                now = time.time()
+                try:
+                    booked = float(raw) if raw else now
+                except ValueError:
+                    booked = now
+                slot = max(now, min(booked, now + 3600))
+                handle.seek(0)
+                handle.truncate()
+                handle.write(repr(slot + self._interval).encode())
+                handle.flush()
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        delay = slot - now
+        if delay > 0:
+            time.sleep(delay)
+        return max(delay, 0.0)

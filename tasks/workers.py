@@ -1,8 +1,10 @@
-"""Extraction on every core: a process pool that turns fetched pages into articles.
+"""Every core at work: a process pool where batches of posts are fetched and extracted.
 
-Extraction is CPU-bound Python (lxml + trafilatura), so threads would share one core. Pages
-go to worker processes as bytes and come back as Articles or a failure reason. Workers are
-spawned (not forked: the parent runs threads and event loops) and kept for the process's life.
+Extraction is CPU-bound Python (lxml + trafilatura) and so is much of HTTP handling, so threads
+would share one core. Each worker process fetches its batch (its own connection pool; the
+per-host rate limit is shared through the warehouse) and extracts it; Articles come back.
+Workers are spawned (not forked: the parent runs threads and event loops) and kept for the
+process's life.
 """
 
 from __future__ import annotations
@@ -85,6 +87,14 @@ def extraction_pool(requested: int) -> Executor:
                 context = multiprocessing.get_context("spawn")
                 _pools[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=context)
         return _pools[workers]
+
+
+def discard_pool(requested: int) -> None:
+    """Forget a broken pool (a worker died) so the next batch gets a fresh one."""
+    with _lock:
+        pool = _pools.pop(extraction_workers(requested), None)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 @atexit.register

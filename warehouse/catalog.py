@@ -18,6 +18,7 @@ from warehouse.writer import ensure_layout
 
 CATALOG_NAME = "finews.duckdb"
 READING_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
+_VANISHED_RETRIES = 3
 
 
 class QueryRefused(ValueError):
@@ -60,6 +61,7 @@ def connect_read_only(root: Path) -> duckdb.DuckDBPyConnection:
         },
     )
     connection.execute("SET TimeZone = 'Asia/Shanghai'")
+    connection.execute("SET parquet_metadata_cache = true")
     connection.execute("SET allowed_directories = ?", [[str(root) + os.sep]])
     connection.execute("SET enable_external_access = false")
     connection.execute("SET lock_configuration = true")
@@ -82,13 +84,20 @@ def check_read_only(sql: str) -> None:
 def run_query(root: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run one read-only statement against the catalog; returns (column names, rows)."""
     check_read_only(sql)
-    with connect_read_only(root) as connection:
-        try:
-            relation = connection.execute(sql)
-            names = [column[0] for column in relation.description or []]
-            return names, relation.fetchall()
-        except duckdb.Error as exc:
-            raise QueryRefused(_first_line(exc)) from None
+    for attempt in range(_VANISHED_RETRIES + 1):
+        with connect_read_only(root) as connection:
+            try:
+                relation = connection.execute(sql)
+                names = [column[0] for column in relation.description or []]
+                return names, relation.fetchall()
+            except duckdb.IOException as exc:
+                # A compaction removed a file this query had listed: the merged file holds
+                # the same rows, so the query is simply run again.
+                if "No such file" not in str(exc) or attempt == _VANISHED_RETRIES:
+                    raise QueryRefused(_first_line(exc)) from None
+            except duckdb.Error as exc:
+                raise QueryRefused(_first_line(exc)) from None
+    raise AssertionError("unreachable")
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,0 +1,310 @@
+"""Compaction: rewrite each crowded partition's many small run files as one sorted file.
+
+Every run lands a few files per day partition, so after weeks a query opens thousands of tiny
+files. Compaction merges them (explicit schema, zstd, articles sorted by ``info_code`` so a
+lookup skips row groups) and drops rows that are identical in every column.
+
+Merged files are durably in place *before* any source is deleted: a reader may see both (the
+``articles`` view keeps one row per identical version), never neither; a crash at any point
+leaves at worst sources plus merged file, whose duplicates the next compaction drops. A query
+that listed a source just before it is deleted fails with DuckDB's "Cannot open file" IO error
+(never with wrong rows) and can simply be retried; to make that rare, a table's sources are
+deleted in one burst once all its partitions are merged. Only the files listed when a partition
+is started are merged and deleted, so runs may keep landing files meanwhile. One compaction at
+a time, guarded by ``<root>/.state/compact.lock``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import math
+import os
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from warehouse.schema import TABLES
+from warehouse.writer import TEMP_SUFFIX
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_TABLES = ("articles", "sightings", "fetch_log", "failures")
+SOURCE_GLOB = "part-*.parquet"
+COMPACTED_PREFIX = "part-compacted-"
+LOCK_FILE = Path(".state") / "compact.lock"
+ROW_GROUP_ROWS = 100_000
+ROW_INDEX = "__compaction_row"
+SORT_KEYS: dict[str, list[tuple[str, str]]] = {
+    "articles": [("info_code", "ascending"), ("fetched_at", "ascending"), ("run_id", "ascending")],
+    "sightings": [("info_code", "ascending"), ("seen_at", "ascending")],
+}
+
+
+class CompactionBusy(RuntimeError):
+    """Another compaction holds the warehouse's compaction lock."""
+
+
+@dataclass(frozen=True)
+class TableCompaction:
+    """What compaction did to one table (files and rows of the partitions it rewrote)."""
+
+    table: str
+    partitions_compacted: int = 0
+    partitions_skipped: int = 0
+    files_before: int = 0
+    files_after: int = 0
+    rows_before: int = 0
+    rows_after: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def duplicates_dropped(self) -> int:
+        return self.rows_before - self.rows_after
+
+
+@dataclass(frozen=True)
+class CompactionReport:
+    """Per-table figures of one ``compact`` call."""
+
+    tables: tuple[TableCompaction, ...]
+    elapsed_s: float
+
+    def __getitem__(self, table: str) -> TableCompaction:
+        for entry in self.tables:
+            if entry.table == table:
+                return entry
+        raise KeyError(table)
+
+    @property
+    def partitions_compacted(self) -> int:
+        return sum(entry.partitions_compacted for entry in self.tables)
+
+    @property
+    def files_before(self) -> int:
+        return sum(entry.files_before for entry in self.tables)
+
+    @property
+    def files_after(self) -> int:
+        return sum(entry.files_after for entry in self.tables)
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: Path
+    inode: int
+    mtime_ns: int
+    rows: int
+
+
+def compact(
+    root: Path,
+    *,
+    tables: Sequence[str] = DEFAULT_TABLES,
+    min_files: int = 2,
+    target_rows: int = 500_000,
+) -> CompactionReport:
+    """Merge every partition holding at least ``min_files`` data files; see the module doc.
+
+    A partition with more than ``target_rows`` rows becomes several files of about equal size.
+    Raises ``CompactionBusy`` when another compaction is running.
+    """
+    if min_files < 1 or target_rows < 1:
+        raise ValueError("min_files and target_rows must be at least 1")
+    unknown = [table for table in tables if table not in TABLES]
+    if unknown:
+        raise ValueError(f"unknown table(s): {', '.join(unknown)}")
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no warehouse at {root}")
+    started = time.perf_counter()
+    with _exclusive_lock(root), duckdb.connect() as connection:
+        results = [
+            _compact_table(root, table, min_files, target_rows, connection) for table in tables
+        ]
+    return CompactionReport(tuple(results), time.perf_counter() - started)
+
+
+@contextmanager
+def _exclusive_lock(root: Path) -> Iterator[None]:
+    path = root / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CompactionBusy(f"another compaction is running on {root} ({path})") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _compact_table(
+    root: Path,
+    table: str,
+    min_files: int,
+    target_rows: int,
+    connection: duckdb.DuckDBPyConnection,
+) -> TableCompaction:
+    started = time.perf_counter()
+    merged_sources: list[list[_Source]] = []
+    compacted = skipped = files_before = files_after = rows_before = rows_after = 0
+    for folder in _partition_folders(root / table):
+        sources = _list_sources(folder)
+        if not _needs_compaction(sources, min_files, target_rows):
+            continue
+        try:
+            merged = _merge(table, sources, connection)
+        except (FileNotFoundError, ValueError, pa.ArrowException) as exc:
+            LOG.warning("compaction skipped %s: %s", folder, exc)
+            skipped += 1
+            continue
+        written = _write_parts(merged, folder, target_rows)
+        merged_sources.append(sources)
+        compacted += 1
+        files_before += len(sources)
+        files_after += len(written)
+        rows_before += sum(source.rows for source in sources)
+        rows_after += merged.num_rows
+    _delete_sources([source for sources in merged_sources for source in sources])
+    return TableCompaction(
+        table=table,
+        partitions_compacted=compacted,
+        partitions_skipped=skipped,
+        files_before=files_before,
+        files_after=files_after,
+        rows_before=rows_before,
+        rows_after=rows_after,
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def _partition_folders(folder: Path) -> Iterator[Path]:
+    """The table folder and every non-hidden folder below it, in a stable order."""
+    if not folder.is_dir():
+        return
+    for current, subfolders, _ in os.walk(folder):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith((".", "_")))
+        yield Path(current)
+
+
+def _list_sources(folder: Path) -> list[_Source]:
+    """Data files of one partition now; files landing later are left for the next compaction."""
+    sources = []
+    for path in sorted(folder.glob(SOURCE_GLOB)):
+        try:
+            stat = path.stat()
+            rows = pq.read_metadata(path).num_rows
+        except (FileNotFoundError, pa.ArrowException) as exc:
+            LOG.warning("compaction ignores %s: %s", path, exc)
+            continue
+        sources.append(_Source(path, stat.st_ino, stat.st_mtime_ns, rows))
+    return sources
+
+
+def _needs_compaction(sources: list[_Source], min_files: int, target_rows: int) -> bool:
+    if len(sources) < min_files:
+        return False
+    fewest = max(1, math.ceil(sum(source.rows for source in sources) / target_rows))
+    already = all(source.path.name.startswith(COMPACTED_PREFIX) for source in sources)
+    return not (already and len(sources) <= fewest)
+
+
+def _merge(table: str, sources: list[_Source], connection: duckdb.DuckDBPyConnection) -> pa.Table:
+    """All rows of ``sources`` in the table's schema, exact duplicates dropped, sorted."""
+    schema = TABLES[table]
+    parts = [_conform(pq.ParquetFile(source.path).read(), schema) for source in sources]
+    merged = pa.concat_tables(parts, promote_options="default").combine_chunks()
+    merged = _drop_exact_duplicates(merged, connection)
+    keys = SORT_KEYS.get(table)
+    return merged.sort_by(keys) if keys else merged
+
+
+def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Cast to ``schema``; columns an older file lacks become nulls, unknown ones are refused."""
+    extra = [name for name in data.column_names if schema.get_field_index(name) == -1]
+    if extra:
+        raise ValueError(f"columns not in the schema: {', '.join(extra)}")
+    columns = [
+        data.column(field.name).cast(field.type)
+        if field.name in data.column_names
+        else pa.nulls(data.num_rows, field.type)
+        for field in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _drop_exact_duplicates(data: pa.Table, connection: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Keep the first of rows equal in every column (lists included, nulls equal to nulls)."""
+    if data.num_rows < 2:
+        return data
+    indexed = data.append_column(ROW_INDEX, pa.array(range(data.num_rows), pa.int64()))
+    columns = ", ".join('"' + name.replace('"', '""') + '"' for name in data.column_names)
+    connection.register("merged", indexed)
+    try:
+        keep = connection.sql(
+            f"SELECT min({ROW_INDEX}) AS keep FROM merged GROUP BY {columns} ORDER BY keep"
+        ).to_arrow_table()
+    finally:
+        connection.unregister("merged")
+    if keep.num_rows == data.num_rows:
+        return data
+    return data.take(keep.column("keep"))
+
+
+def _write_parts(data: pa.Table, folder: Path, target_rows: int) -> list[Path]:
+    if data.num_rows == 0:
+        return []
+    count = math.ceil(data.num_rows / target_rows)
+    size = math.ceil(data.num_rows / count)
+    written = []
+    for offset in range(0, data.num_rows, size):
+        target = folder / f"{COMPACTED_PREFIX}{uuid.uuid4().hex}.parquet"
+        _atomic_write(data.slice(offset, size), target)
+        written.append(target)
+    return written
+
+
+def _atomic_write(data: pa.Table, target: Path) -> None:
+    """Like ``writer._atomic_write``, plus row groups and a directory fsync (durable rename)."""
+    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
+    try:
+        pq.write_table(data, temp, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+        with open(temp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+        _fsync_dir(target.parent)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _delete_sources(sources: list[_Source]) -> None:
+    """Delete merged sources, unless a file was replaced since it was read.
+
+    No directory fsync: a deletion lost in a crash only brings back rows the merged file holds.
+    """
+    for source in sources:
+        try:
+            stat = source.path.stat()
+        except FileNotFoundError:
+            continue
+        if (stat.st_ino, stat.st_mtime_ns) != (source.inode, source.mtime_ns):
+            LOG.warning("compaction keeps %s: it changed while being merged", source.path)
+            continue
+        source.path.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
