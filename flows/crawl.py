@@ -422,15 +422,23 @@ def _settings(config_file: str | None, **overrides: Any) -> Settings:
     return load_settings(Path(config_file) if config_file else None, **overrides)
 
 
+class PagesFailed(RuntimeError):
+    """Some pages of a run failed; everything else landed. Carries the run's report."""
+
+    def __init__(self, report: dict[str, Any]) -> None:
+        super().__init__(
+            f"{report['failures']} page(s) failed (recorded in the failures table); "
+            f"{report['new_articles']} new article(s) landed"
+        )
+        self.report = report
+
+
 def _outcome(report: RunReport) -> dict[str, Any] | State:
     """Runs that lost pages end Failed (data landed, pages listed in the report), not Completed."""
     data = report.as_dict()
     if report.failures:
-        return Failed(
-            message=f"{report.failures} page(s) failed (recorded in the failures table); "
-            f"{report.new_articles} new article(s) landed",
-            data=data,
-        )
+        error = PagesFailed(data)
+        return Failed(message=str(error), data=error)
     return data
 
 

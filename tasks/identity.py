@@ -21,7 +21,10 @@ def canonical_info_code(raw: str | None) -> str | None:
 
 def raw_id_from_post_url(url: str) -> str | None:
     """The post URL ends in ``/<id>.html``; return that id if it looks like a news id."""
-    name = unquote(urlsplit(url).path).rsplit("/", 1)[-1]
+    try:
+        name = unquote(urlsplit(url).path).rsplit("/", 1)[-1]
+    except ValueError:
+        return None
     if not name.endswith(".html"):
         return None
     raw = name[: -len(".html")]
@@ -32,7 +35,10 @@ def raw_id_from_source_url(url: str | None) -> str | None:
     """The original link carries the id too: ``infoCode=NW…`` or eastmoney ``news/…,<id>.html``."""
     if not url:
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
     for value in parse_qs(parts.query).get("infoCode", []):
         if _RAW_ID.match(value):
             return value

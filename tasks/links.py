@@ -24,7 +24,11 @@ def to_site_url(href: str, page_url: str, site: str) -> str | None:
     if not href or href.startswith("#"):
         return None
     base = urlsplit(site)
-    resolved = urlsplit(urljoin(page_url, href))
+    try:
+        resolved = urlsplit(urljoin(page_url, href))
+        resolved.port  # noqa: B018  (raises on a malformed port)
+    except ValueError:  # malformed host ("//[x", NFKC tricks): not a link we follow
+        return None
     if resolved.scheme not in ("http", "https"):
         return None
     host = (resolved.hostname or "").lower()
@@ -34,6 +38,14 @@ def to_site_url(href: str, page_url: str, site: str) -> str | None:
     return urlunsplit((base.scheme, base.netloc, path or "/", "", ""))
 
 
+def url_path(url: str) -> str:
+    """The path of a URL, or "" when the URL cannot even be split (a malformed host)."""
+    try:
+        return urlsplit(url).path
+    except ValueError:
+        return ""
+
+
 def category_page_url(site: str, slug: str) -> str:
     """Category pages live at ``/category/<slug>.html``, the slug URL-encoded (spaces too)."""
     return f"{site}/category/{quote(slug, safe='()')}.html"
@@ -41,7 +53,7 @@ def category_page_url(site: str, slug: str) -> str:
 
 def post_categories(url: str) -> list[str] | None:
     """The category path of a post URL (``/<cat>/…/<YYYY>/<MM>/<DD>/<id>.html``), or None."""
-    match = _POST_PATH.match(urlsplit(url).path)
+    match = _POST_PATH.match(url_path(url))
     if not match:
         return None
     return [unquote(part) for part in match.group("cats").strip("/").split("/")]
@@ -52,13 +64,13 @@ def is_post_url(url: str) -> bool:
 
 
 def slug_from_category_url(url: str) -> str | None:
-    match = _CATEGORY_PATH.match(urlsplit(url).path)
+    match = _CATEGORY_PATH.match(url_path(url))
     return unquote(match.group("slug")) if match else None
 
 
 def post_date(url: str) -> dt.date | None:
     """The publication day written in a post URL (Asia/Shanghai), used to filter backfills."""
-    match = _POST_PATH.match(urlsplit(url).path)
+    match = _POST_PATH.match(url_path(url))
     if not match:
         return None
     try:
