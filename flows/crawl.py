@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,17 @@ from tasks.extraction import EXTRACTOR
 from tasks.links import category_page_url, post_categories, post_date, slug_from_category_url
 from tasks.listing import dedupe_refs, parse_home_groups
 from tasks.planning import ListingCheck, overflowing_groups, stalest
-from tasks.records import ArticleBatch, ArticleRef, Failure, FetchResult, ListingBatch
+from tasks.records import (
+    ArticleBatch,
+    ArticleRef,
+    Failure,
+    FetchResult,
+    LandedBatch,
+    ListingBatch,
+)
 from tasks.settings import Settings, load_settings
 from tasks.steps import (
-    fetch_articles_task,
+    fetch_extract_land_task,
     list_pages_task,
     reextract_task,
     refresh_catalog_task,
@@ -94,6 +102,28 @@ class RunReport:
         return data
 
 
+def _bounded(
+    chunks: Sequence[Any],
+    submit: Callable[[int, Any], PrefectFuture[Any]],
+    window: int,
+) -> Iterator[tuple[PrefectFuture[Any], Any]]:
+    """Submit chunks keeping at most ``window`` in flight; yield each as it completes.
+
+    Results are dropped once yielded, so memory holds a window of batches, not the crawl.
+    """
+    pending: dict[int, tuple[PrefectFuture[Any], Any]] = {}
+    queue = iter(enumerate(chunks))
+    for index, chunk in itertools.islice(queue, window):
+        pending[index] = (submit(index, chunk), chunk)
+    while pending:
+        by_future = {id(future): index for index, (future, _) in pending.items()}
+        future = next(as_completed([future for future, _ in pending.values()]))
+        index = by_future[id(future)]
+        yield pending.pop(index)
+        for next_index, chunk in itertools.islice(queue, 1):
+            pending[next_index] = (submit(next_index, chunk), chunk)
+
+
 def _chunks(items: Sequence[Any], size: int, workers: int) -> list[list[Any]]:
     """Batches no larger than ``size`` and numerous enough to keep every worker busy."""
     if not items:
@@ -142,6 +172,7 @@ class CrawlRun:
         self.listing_results: list[tuple[str, str | None, FetchResult, int]] = []
         self.logger = get_run_logger()
         self._clock = time.monotonic()
+        self._batches = itertools.count()  # file names must be unique across the whole run
         self._progress: Any = None
 
     def prepare(self) -> None:
@@ -185,7 +216,6 @@ class CrawlRun:
             self.report.new_versions += len(changed)
             self.report.unchanged += len(batch.articles) - len(changed)
             self.lander.articles(changed, {})
-            self.lander.failures(batch.failures)
             self._count_failures(batch.failures)
             done += len(chunk)
             publish_progress(self._progress, 100 * done / total)
@@ -266,7 +296,6 @@ class CrawlRun:
             if batch is None:
                 continue
             self.lander.fetches(batch.fetches)
-            self.lander.failures(batch.failures)
             self._count_failures(batch.failures)
             self.report.pages_fetched += len(batch.fetches)
             for kind, result in batch.fetches:
@@ -319,52 +348,60 @@ class CrawlRun:
         return selected
 
     def _land_articles(self, refs: list[ArticleRef]) -> None:
+        """Batches go to the workers, at most two per worker slot in flight (bounded memory)."""
         chunks = _chunks(refs, self.settings.batch_size, self.settings.concurrency)
-        futures = [fetch_articles_task.submit(self.settings, chunk) for chunk in chunks]
         done = 0
-        for future, chunk in self._completed(futures, chunks):
-            batch: ArticleBatch | None = self._result(future, chunk, stage="fetch-extract")
+
+        def submit(_: int, chunk: list[ArticleRef]) -> PrefectFuture[Any]:
+            categories = {
+                ref.info_code: sorted(self.run_categories.get(ref.info_code, ())) for ref in chunk
+            }
+            return fetch_extract_land_task.submit(
+                self.settings, chunk, self.report.run_id, f"b{next(self._batches):05d}", categories
+            )
+
+        window = 2 * self.settings.concurrency
+        for future, chunk in _bounded(chunks, submit, window):
+            landed: LandedBatch | None = self._result(future, chunk, stage="fetch-extract")
             done += len(chunk)
-            if batch is None:
+            if landed is None:
                 continue
-            fresh = [a for a in batch.articles if a.info_code not in self.known.info_codes]
+            fresh = [code for code in landed.info_codes if code not in self.known.info_codes]
             self.report.new_articles += len(fresh)
-            self.report.new_versions += len(batch.articles) - len(fresh)
-            self.lander.raw_pages(batch.raw_pages)
-            self.lander.articles(batch.articles, self.run_categories)
-            self.lander.fetches(batch.fetches)
-            self.lander.failures(batch.failures)
-            self._count_failures(batch.failures)
-            self.report.pages_fetched += len(batch.fetches)
-            for article in batch.articles:
-                if article.category_page:
-                    self.category_pages[article.info_code] = article.category_page
+            self.report.new_versions += len(landed.info_codes) - len(fresh)
+            self._count_failures(landed.failures, landed=True)
+            self.report.pages_fetched += landed.fetched
+            self.category_pages.update(landed.category_pages)
             if self._progress is not None and refs:
                 publish_progress(self._progress, min(99.0, 100 * done / len(refs)))
 
-    def _category_page(self, ref: ArticleRef) -> Page | None:
-        """The exact category page (from a post's back-link) or one guessed from its URL."""
-        exact = self.category_pages.get(ref.info_code) or self.known.category_pages.get(
-            ref.info_code
-        )
-        if exact:
-            return (exact, "category", slug_from_category_url(exact))
-        cats = post_categories(ref.url)
-        if cats and len(cats) == 1:
-            return (category_page_url(self.settings.site, cats[0]), "category", cats[0])
+    def _category_page(self, refs: Sequence[ArticleRef]) -> Page | None:
+        """The exact category page (a back-link of one of these posts) or one guessed from a URL.
+
+        A guess is the URL's lower-cased path, so it misses slugs with capitals: exact links
+        are preferred whenever any post of the group carries one.
+        """
+        for ref in refs:
+            exact = self.category_pages.get(ref.url) or self.known.category_pages.get(ref.url)
+            if exact:
+                return (exact, "category", slug_from_category_url(exact))
+        for ref in refs:
+            cats = post_categories(ref.url)
+            if cats and len(cats) == 1:
+                return (category_page_url(self.settings.site, cats[0]), "category", cats[0])
         return None
 
     def _next_pages(self, refs: list[ArticleRef]) -> list[Page]:
         """Full runs list every category seen; incremental runs only those that may hold news."""
         pages: dict[str, Page] = {}
         if self.full:
-            candidates: Iterable[ArticleRef] = refs
+            candidates: Iterable[Sequence[ArticleRef]] = [[ref] for ref in refs]
         else:
             groups = getattr(self, "_home_groups", [])
             overflowing = overflowing_groups(
                 groups, lambda ref: self.known.has(ref.info_code, ref.url)
             )
-            candidates = [group[0] for _, group in overflowing]
+            candidates = [group for _, group in overflowing]
             checks = {
                 url: ListingCheck(url, state.checked_at)
                 for url, state in self.known.listings.items()
@@ -374,8 +411,8 @@ class CrawlRun:
                 state = self.known.listings[url]
                 pages[url] = (url, "category", state.category)
             self._home_groups = []
-        for ref in candidates:
-            page = self._category_page(ref)
+        for group in candidates:
+            page = self._category_page(group)
             if page is not None:
                 pages.setdefault(page[0], page)
         return [page for url, page in pages.items() if url not in self.listed]
@@ -406,11 +443,13 @@ class CrawlRun:
                 )
                 for item in chunk
             ]
-            self.lander.failures(failures)
             self._count_failures(failures)
             return None
 
-    def _count_failures(self, failures: Sequence[Failure]) -> None:
+    def _count_failures(self, failures: Sequence[Failure], *, landed: bool = False) -> None:
+        """Count and log failures; land them unless the worker already did."""
+        if not landed:
+            self.lander.failures(failures)
         self.report.failures += len(failures)
         for failure in failures:
             if len(self.report.failure_reasons) < 20:

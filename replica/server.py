@@ -10,7 +10,11 @@ from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    from replica.faults import FaultPlan
 
 
 @dataclass(frozen=True)
@@ -46,10 +50,19 @@ def _accepts_gzip(header: str | None) -> bool:
 
 class ReplicaServer:
     """Serves ``site`` (path -> bytes) on 127.0.0.1 like GitHub Pages: ETag/Last-Modified,
-    304s, gzip, HEAD, 404 with /404.html, no robots.txt. ``update`` swaps in a rebuild."""
+    304s, gzip, HEAD, 404 with /404.html, no robots.txt. ``update`` swaps in a rebuild.
+    ``faults`` (see ``replica.faults``) answers the requests of the pages it breaks."""
 
-    def __init__(self, site: dict[str, bytes], *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        site: dict[str, bytes],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: FaultPlan | None = None,
+    ) -> None:
         self.requests: list[tuple[str, str, int]] = []
+        self.faults = faults
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
         self._index: dict[str, _Entry] = {}
@@ -64,6 +77,8 @@ class ReplicaServer:
         return f"http://{host}:{port}"
 
     def start(self) -> ReplicaServer:
+        if self.faults is not None:
+            self.faults.start()
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -77,6 +92,8 @@ class ReplicaServer:
             self._thread.join()
             self._thread = None
         self._httpd.server_close()
+        if self.faults is not None:
+            self.faults.close()
 
     def __enter__(self) -> ReplicaServer:
         return self.start()
@@ -154,6 +171,8 @@ def _handler_for(server: ReplicaServer) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, *, head: bool) -> None:
             path = urlsplit(self.path).path or "/"
+            if server.faults is not None and server.faults.intercept(server, self, path, head=head):
+                return
             entry = server.lookup(path)
             if entry is None and server.lookup(path + "/") is not None:
                 self._send(301, b"", "text/html", extra={"Location": path + "/"}, head=head)

@@ -16,7 +16,15 @@ from tasks.fetching import Fetcher
 from tasks.links import slug_from_category_url
 from tasks.listing import parse_feed, parse_listing
 from tasks.ratelimit import SharedHostRateLimiter
-from tasks.records import Article, ArticleBatch, ArticleRef, Failure, FetchResult, ListingBatch
+from tasks.records import (
+    Article,
+    ArticleBatch,
+    ArticleRef,
+    Failure,
+    FetchResult,
+    LandedBatch,
+    ListingBatch,
+)
 from tasks.settings import Settings
 from tasks.workers import PageJob, discard_pool, extraction_pool, run_job
 
@@ -141,17 +149,51 @@ def list_pages(
     return ListingBatch(tuple(refs), tuple(fetches), tuple(failures), tuple(missing))
 
 
-def fetch_articles(settings: Settings, refs: Sequence[ArticleRef]) -> ArticleBatch:
-    """Fetch and extract a batch on a worker process, so fetching and extraction use every core.
+def fetch_extract_land(
+    settings: Settings,
+    refs: Sequence[ArticleRef],
+    *,
+    run_id: str,
+    tag: str,
+    categories: Mapping[str, Sequence[str]],
+) -> LandedBatch:
+    """Fetch, extract and land a batch on a worker process, using every core.
 
-    A worker that dies (killed, out of memory) fails this batch only; the pool is rebuilt.
+    The worker writes the batch's Parquet files itself, so bodies and raw pages never travel
+    back to (or accumulate in) the orchestrating process. A worker that dies (killed, out of
+    memory) fails this batch only; the pool is rebuilt.
     """
     pool = extraction_pool(settings.extract_workers)
     try:
-        return pool.submit(fetch_and_extract, settings, list(refs)).result()
+        return pool.submit(
+            _fetch_extract_land, settings, list(refs), run_id, tag, dict(categories)
+        ).result()
     except BrokenExecutor:
         discard_pool(settings.extract_workers)
         raise
+
+
+def _fetch_extract_land(
+    settings: Settings,
+    refs: Sequence[ArticleRef],
+    run_id: str,
+    tag: str,
+    categories: Mapping[str, Sequence[str]],
+) -> LandedBatch:
+    from warehouse.landing import Lander
+
+    batch = fetch_and_extract(settings, refs)
+    Lander(settings.warehouse, run_id, tag).batch(batch, categories)
+    return LandedBatch(
+        info_codes=tuple(article.info_code for article in batch.articles),
+        category_pages=tuple(
+            (article.url, article.category_page)
+            for article in batch.articles
+            if article.category_page
+        ),
+        failures=batch.failures,
+        fetched=len(batch.fetches),
+    )
 
 
 def fetch_and_extract(settings: Settings, refs: Sequence[ArticleRef]) -> ArticleBatch:

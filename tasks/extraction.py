@@ -52,6 +52,14 @@ _EM = re.compile(r"<em>(.*?)</em>", re.DOTALL)
 _MEDIA = re.compile(r"^\s*[（(]\s*文章来源[：:]\s*(.+?)\s*[）)]\s*$", re.MULTILINE)
 _SOURCE_LINK_HOSTS = ("eastmoney.com", "finews.zning.xyz", "NewsShare.html")
 _BACK_LINK_TEXT = re.compile(r"^\s*返回")
+# A post page names itself in the head even when its <section> is gone: jekyll-seo-tag writes
+# og:type "article", article:published_time and a JSON-LD BlogPosting. Home, category and
+# 404 pages have none of them.
+_POST_MARKERS = re.compile(
+    r'<meta property="og:type" content="article"|"@type":\s*"BlogPosting"'
+    r'|<meta property="article:published_time"',
+    re.IGNORECASE,
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _DOCUMENT = (
@@ -266,6 +274,8 @@ def extract_article(
             # repeat, so the digest is taken out first and put back in its place.
             body = f"{digest}\n{body}".strip()
     else:
+        if not _POST_MARKERS.search(page):
+            raise ExtractionError("not a post page (no timestamp, no article metadata)")
         body = _run_trafilatura(page)
         path = "whole-page"
         tags = (

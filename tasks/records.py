@@ -112,3 +112,13 @@ class ArticleBatch:
     fetches: tuple[tuple[str, FetchResult], ...]
     failures: tuple[Failure, ...]
     raw_pages: tuple[tuple[ArticleRef, FetchResult], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LandedBatch:
+    """What a batch landed: the worker wrote its rows itself, so only ids and counts travel."""
+
+    info_codes: tuple[str, ...]
+    category_pages: tuple[tuple[str, str], ...]  # (post URL, the category page it links to)
+    failures: tuple[Failure, ...]
+    fetched: int

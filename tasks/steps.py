@@ -8,8 +8,8 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NONE
 
-from tasks.batches import fetch_articles, list_pages, reextract_pages
-from tasks.records import ArticleBatch, ArticleRef, FetchResult, ListingBatch
+from tasks.batches import fetch_extract_land, list_pages, reextract_pages
+from tasks.records import ArticleBatch, ArticleRef, FetchResult, LandedBatch, ListingBatch
 from tasks.settings import Settings
 
 
@@ -23,9 +23,15 @@ def list_pages_task(
     return list_pages(settings, pages, optional=optional, validators=validators)
 
 
-@task(name="fetch-extract", cache_policy=NONE, persist_result=False)
-def fetch_articles_task(settings: Settings, refs: Sequence[ArticleRef]) -> ArticleBatch:
-    return fetch_articles(settings, refs)
+@task(name="fetch-extract-land", cache_policy=NONE, persist_result=False)
+def fetch_extract_land_task(
+    settings: Settings,
+    refs: Sequence[ArticleRef],
+    run_id: str,
+    tag: str,
+    categories: Mapping[str, Sequence[str]],
+) -> LandedBatch:
+    return fetch_extract_land(settings, refs, run_id=run_id, tag=tag, categories=categories)
 
 
 @task(name="reextract", cache_policy=NONE, persist_result=False)

@@ -370,8 +370,10 @@ def test_extraction_survives_out_of_range_head_dates(stamp: str) -> None:
 
 def test_extraction_survives_deeply_nested_json_ld() -> None:
     nested = "[" * 100_000 + "]" * 100_000
-    page = f'<script type="application/ld+json">{{"a": {nested}}}</script><p>正文。</p>'
+    head = '<meta property="og:type" content="article" />'
+    page = f'{head}<script type="application/ld+json">{{"a": {nested}}}</script><p>正文。</p>'
     assert extract_or_refuse(page, POST_URL, "emnews") is not None
+    assert extract_or_refuse(page.replace(head, ""), POST_URL, "emnews") is None, "not a post"
 
 
 @pytest.mark.parametrize("char", ["\x00", "\x08", "\x0b", "\x1f", "\x7f"], ids=repr)

@@ -7,6 +7,7 @@ holding the old file is never blocked and never sees a half-built catalog.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from importlib.resources import files
 from pathlib import Path
@@ -17,7 +18,8 @@ import duckdb
 from warehouse.writer import ensure_layout
 
 CATALOG_NAME = "finews.duckdb"
-READING_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
+READING_STATEMENTS = frozenset({"SELECT"})
+_EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\b", re.IGNORECASE)
 _VANISHED_RETRIES = 3
 
 
@@ -77,6 +79,13 @@ def check_read_only(sql: str) -> None:
     if len(statements) != 1:
         raise QueryRefused("give exactly one statement")
     kind = statements[0].type.name
+    if kind == "EXPLAIN":
+        # EXPLAIN ANALYZE runs the statement it explains: that one must be a SELECT too.
+        inner = _EXPLAIN_PREFIX.sub("", statements[0].query, count=1)
+        if inner == statements[0].query:
+            raise QueryRefused("cannot read the statement behind EXPLAIN")
+        check_read_only(inner)
+        return
     if kind not in READING_STATEMENTS:
         raise QueryRefused(f"only reading statements are allowed (this is {kind})")
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tasks.records import Article, ArticleRef, Failure, FetchResult
+from tasks.records import Article, ArticleBatch, ArticleRef, Failure, FetchResult
 from warehouse.rows import (
     article_rows,
     failure_rows,
@@ -23,14 +23,15 @@ from warehouse.writer import write_rows
 class Lander:
     """Writes each batch as soon as it is ready, so a run never holds the whole crawl."""
 
-    def __init__(self, root: Path, run_id: str) -> None:
+    def __init__(self, root: Path, run_id: str, tag: str = "") -> None:
         self.root = root
         self.run_id = run_id
+        self._prefix = f"{run_id}-{tag}" if tag else run_id
         self._seq = itertools.count()
 
     def _write(self, table: str, rows: list[dict[str, Any]], partition: str | None = "dt") -> int:
         if rows:
-            name = f"{self.run_id}-{next(self._seq):05d}"
+            name = f"{self._prefix}-{next(self._seq):05d}"
             write_rows(self.root, table, rows, partition=partition, name=name)
         return len(rows)
 
@@ -51,6 +52,13 @@ class Lander:
 
     def listing_state(self, pages: Iterable[tuple[str, str | None, FetchResult, int]]) -> int:
         return self._write("listing_state", listing_state_rows(pages, self.run_id))
+
+    def batch(self, batch: ArticleBatch, categories: Mapping[str, Iterable[str]]) -> None:
+        """Everything one fetch-extract batch produced, raw pages first."""
+        self.raw_pages(batch.raw_pages)
+        self.articles(batch.articles, categories)
+        self.fetches(batch.fetches)
+        self.failures(batch.failures)
 
     def run(self, summary: Mapping[str, Any]) -> None:
         self._write("runs", [dict(summary)], partition=None)

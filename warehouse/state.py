@@ -38,7 +38,11 @@ class PendingRetry:
 
 @dataclass
 class Known:
-    """Ids and URLs already landed, and everything a run needs to stay incremental."""
+    """Ids and URLs already landed, and everything a run needs to stay incremental.
+
+    ``category_pages`` maps a post URL to the category page its back-link names: keyed by URL,
+    not id, because the same id's twin in another feed links back to another category.
+    """
 
     info_codes: set[str] = field(default_factory=set)
     urls: set[str] = field(default_factory=set)
@@ -71,7 +75,7 @@ def load_known(root: Path) -> Known:
             known.info_codes.add(info_code)
             known.urls.add(url)
             if category_page:
-                known.category_pages[info_code] = category_page
+                known.category_pages[url] = category_page
         known.categorised = set(
             connection.execute(
                 "SELECT DISTINCT info_code, category FROM sightings WHERE category IS NOT NULL "

@@ -6,6 +6,7 @@ renamed into place, so a reader (or a crash) never sees a partial ``*.parquet`` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -29,16 +30,25 @@ def ensure_layout(root: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         marker = folder / "_schema.parquet"
         if not marker.exists():
-            _atomic_write(schema.empty_table(), marker)
+            with contextlib.suppress(TargetExists):  # a concurrent run created it first
+                _atomic_write(schema.empty_table(), marker)
+
+
+class TargetExists(FileExistsError):
+    """A data file of that name is already in place: landed files are never overwritten."""
 
 
 def _atomic_write(table: pa.Table, target: Path) -> None:
+    """Temp file, fsync, then a hard link into place: atomic, and never clobbers a landed file."""
     temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
     try:
         pq.write_table(table, temp, compression="zstd")
         with open(temp, "rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(temp, target)
+        try:
+            os.link(temp, target)
+        except FileExistsError:
+            raise TargetExists(f"{target} already exists; refusing to overwrite it") from None
     finally:
         temp.unlink(missing_ok=True)
 
@@ -78,7 +88,8 @@ def remove_stale_temp_files(root: Path, *, older_than_s: float = 3600.0) -> int:
     """
     removed = 0
     cutoff = time.time() - older_than_s
-    for path in root.rglob(f".*{TEMP_SUFFIX}"):
+    leftovers = [*root.rglob(f".*{TEMP_SUFFIX}"), *root.rglob(f".*{TEMP_SUFFIX}.wal")]
+    for path in leftovers:
         try:
             if path.stat().st_mtime < cutoff:
                 path.unlink()

@@ -1,0 +1,157 @@
+"""Two ``finews crawl`` and one ``finews backfill`` at once on one warehouse, with a reader.
+
+The runs overlap on purpose (emnews is in all three, the backfill refetches), and a thread
+keeps querying ``articles`` through a read-only connection to the catalog while they run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from replica.posts import Post
+from replica.server import ReplicaServer
+from tests.bench_crash import kill_group, pick_categories
+from warehouse.catalog import CATALOG_NAME, refresh_catalog
+
+SETTINGS = """\
+batch_size = 5
+extract_workers = 1
+retries = 2
+backoff_base = 0.05
+backoff_max = 1.0
+"""
+RPS = "25"  # per process: keeps each run's fetching long enough for the three to overlap
+TIMEOUT_S = 300
+
+
+@dataclass
+class Reader:
+    """Queries ``articles`` in a loop; an error is retried once (a catalog swap), then kept."""
+
+    catalog: Path
+    reads: int = 0
+    swaps: int = 0
+    counts: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def _count(self) -> int:
+        with duckdb.connect(str(self.catalog), read_only=True) as connection:
+            row = connection.execute("SELECT count(*) FROM articles").fetchone()
+            return int(row[0]) if row else 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                count = self._count()
+            except duckdb.Error:
+                self.swaps += 1
+                try:
+                    count = self._count()
+                except duckdb.Error as exc:
+                    self.errors.append(str(exc).splitlines()[0])
+                    continue
+            self.reads += 1
+            self.counts.append(count)
+            time.sleep(0.02)
+
+
+def test_two_crawls_and_a_backfill_at_once(
+    posts: list[Post], site: dict[str, bytes], tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    emnews, first, second = pick_categories(posts)
+    days = sorted({p.published_at.date() for p in posts if p.category == "emnews"})
+    expected = {p.info_code for p in posts if p.category in (emnews, first, second)}
+    # Three ephemeral Prefect servers migrating one fresh database at once race each other
+    # ("duplicate column name"): migrate it first, as any earlier run would have.
+    subprocess.run(
+        [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+        env=cli_env,
+        capture_output=True,
+        timeout=TIMEOUT_S,
+        check=True,
+    )
+    warehouse = tmp_path / "warehouse"
+    refresh_catalog(warehouse)  # an existing (empty) warehouse, readable from the start
+    config = tmp_path / "finews.toml"
+    config.write_text(SETTINGS)
+    reader = Reader(warehouse / CATALOG_NAME)
+    thread = threading.Thread(target=reader.run, daemon=True)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    with ReplicaServer(site) as server:
+        common = ["--site", server.base_url, "--warehouse", str(warehouse), "--rps", RPS]
+        common += ["--config", str(config)]
+        commands = {
+            "crawl-1": ["crawl", "--category", emnews, "--category", first],
+            "crawl-2": ["crawl", "--category", f"{second},{emnews}"],
+            "backfill": [
+                "backfill",
+                "--category",
+                emnews,
+                "--since",
+                f"{days[0]}",
+                "--until",
+                f"{days[-1]}",
+                "--refetch",
+            ],
+        }
+        thread.start()
+        with contextlib.ExitStack() as logs:
+            try:
+                for name, args in commands.items():
+                    log = logs.enter_context((tmp_path / f"{name}.log").open("wb"))
+                    procs[name] = subprocess.Popen(
+                        [sys.executable, "-m", "flows.cli", *args, *common],
+                        env=cli_env,
+                        stdout=log,
+                        stderr=log,
+                        start_new_session=True,
+                    )
+                deadline = time.monotonic() + TIMEOUT_S
+                for proc in procs.values():
+                    proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            finally:
+                reader.stop.set()
+                thread.join(timeout=30)
+                for proc in procs.values():
+                    with contextlib.suppress(RuntimeError):
+                        kill_group(proc)
+        post_hits = [path for _, path, _ in server.requests if "/category/" not in path]
+
+    outputs = {name: (tmp_path / f"{name}.log").read_text(errors="replace") for name in procs}
+    for name, proc in procs.items():
+        assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{outputs[name][-2000:]}"
+        assert "Traceback" not in outputs[name], outputs[name]
+    assert len(post_hits) > len(expected), "the runs overlapped on the same posts"
+
+    assert reader.errors == [], f"{reader.errors[:3]} ({reader.swaps} swap retries)"
+    assert reader.reads >= 10, "the reader ran while the processes did"
+    assert reader.counts == sorted(reader.counts), "articles never disappear from the view"
+    with duckdb.connect(str(warehouse / CATALOG_NAME), read_only=True) as connection:
+        rows = connection.execute("SELECT info_code, categories FROM articles").fetchall()
+        per_code = connection.execute(
+            "SELECT count(*) - count(DISTINCT info_code) FROM articles"
+        ).fetchone()
+        failures = connection.execute("SELECT url, reason FROM failures").fetchall()
+        runs = connection.execute("SELECT flow, status FROM runs ORDER BY flow").fetchall()
+        spans = connection.execute("SELECT started_at, finished_at FROM runs").fetchall()
+    assert per_code == (0,), "one current row per info_code"
+    assert {code for code, _ in rows} == expected, "no article lost, none invented"
+    by_code = dict(rows)
+    for post in posts:
+        if post.category in (emnews, first, second):
+            assert post.category in by_code[post.info_code], (post.info_code, post.category)
+    assert failures == []
+    for index, (start, end) in enumerate(spans):
+        others = spans[:index] + spans[index + 1 :]
+        assert any(start < e and s < end for s, e in others), f"run {index} overlapped none"
+    assert runs == [("backfill", "completed"), ("crawl", "completed"), ("crawl", "completed")]
+    print(f"reader: {reader.reads} reads, {reader.swaps} retried after a catalog swap")
