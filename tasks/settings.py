@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     categories: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["all"])
     rps: float = Field(1.0, ge=0, le=100)
     concurrency: int = Field(4, ge=1, le=64)
-    batch_size: int = Field(50, ge=1, le=10_000)
+    batch_size: int = Field(200, ge=1, le=10_000)
     connect_timeout: float = Field(5.0, gt=0, le=300)
     read_timeout: float = Field(20.0, gt=0, le=600)
     max_response_bytes: int = Field(5_000_000, ge=1024, le=1_000_000_000)

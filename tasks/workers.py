@@ -72,8 +72,8 @@ _lock = threading.Lock()
 
 
 def extraction_workers(requested: int) -> int:
-    """0 means one worker per core."""
-    return requested if requested > 0 else (os.cpu_count() or 1)
+    """0 means one worker per core, plus one to use the time the others wait on the network."""
+    return requested if requested > 0 else (os.cpu_count() or 1) + 1
 
 
 def extraction_pool(requested: int) -> Executor:

@@ -28,7 +28,7 @@ retries = 2
 backoff_base = 0.05
 backoff_max = 1.0
 """
-RPS = "25"  # per process: keeps each run's fetching long enough for the three to overlap
+RPS = "25"  # shared by the three processes: keeps each run's fetching long enough to overlap
 TIMEOUT_S = 300
 
 
@@ -90,8 +90,10 @@ def test_two_crawls_and_a_backfill_at_once(
         common = ["--site", server.base_url, "--warehouse", str(warehouse), "--rps", RPS]
         common += ["--config", str(config)]
         commands = {
-            "crawl-1": ["crawl", "--category", emnews, "--category", first],
-            "crawl-2": ["crawl", "--category", f"{second},{emnews}"],
+            # --refetch: every run fetches emnews whatever the others landed first, so the
+            # three always write the same articles at the same time, however they are timed.
+            "crawl-1": ["crawl", "--category", emnews, "--category", first, "--refetch"],
+            "crawl-2": ["crawl", "--category", f"{second},{emnews}", "--refetch"],
             "backfill": [
                 "backfill",
                 "--category",
