@@ -77,7 +77,18 @@ def cli() -> None:
     """Capture finews.withounder.com into a Parquet warehouse queried with DuckDB."""
 
 
+def _check_site(settings: Settings) -> None:
+    from tasks.batches import SiteUnreachable, check_site
+
+    try:
+        check_site(settings)
+    except SiteUnreachable as exc:
+        _fail(str(exc))
+
+
 def _run_flow(name: str, settings: Settings, **params: Any) -> dict[str, Any]:
+    if not params.get("reextract"):
+        _check_site(settings)
     _quiet_prefect()
     from prefect.task_runners import ThreadPoolTaskRunner
 

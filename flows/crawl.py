@@ -19,6 +19,7 @@ from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.reports import publish_progress, publish_report, start_progress
+from tasks.batches import check_site
 from tasks.extraction import EXTRACTOR
 from tasks.links import category_page_url, post_categories, post_date, slug_from_category_url
 from tasks.listing import dedupe_refs, parse_home_groups
@@ -175,7 +176,10 @@ class CrawlRun:
         self._batches = itertools.count()  # file names must be unique across the whole run
         self._progress: Any = None
 
-    def prepare(self) -> None:
+    def prepare(self, *, offline: bool = False) -> None:
+        """Check the site answers before anything is written; then load the crawl state."""
+        if not offline:
+            check_site(self.settings)
         ensure_layout(self.root)
         remove_stale_temp_files(self.root)
         self.known = load_known(self.root)
@@ -198,7 +202,7 @@ class CrawlRun:
 
     def reextract(self) -> RunReport:
         """Re-extract stored raw pages with the current extractor; no request is made."""
-        self.prepare()
+        self.prepare(offline=True)
         self._progress = start_progress()
         batches = iter_raw_pages(
             self.root,

@@ -62,6 +62,36 @@ def fetcher_for(settings: Settings) -> Fetcher:
         return _fetchers[key]
 
 
+class SiteUnreachable(ValueError):
+    """The configured site does not answer at all: a configuration problem, not a page fault."""
+
+
+def check_site(settings: Settings) -> None:
+    """Raise SiteUnreachable unless the site answers (any HTTP status will do).
+
+    Asks for ``/robots.txt``, as a polite crawler would; nothing is written anywhere, so a
+    wrong ``--site`` or a dead network costs one line, not a run full of failures.
+    """
+    probe = Fetcher(
+        allowed_hosts=[settings.site_netloc],
+        rps=settings.rps,
+        user_agent=settings.user_agent,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_bytes=settings.max_response_bytes,
+        retries=min(settings.retries, 1),
+        backoff_base=settings.backoff_base,
+        backoff_max=settings.backoff_max,
+        pool_size=1,
+    )
+    with probe:
+        result = probe.fetch(f"{settings.site}/robots.txt")
+    if result.status is None:
+        raise SiteUnreachable(
+            f"site {settings.site} is unreachable ({result.error}); check --site and the network"
+        )
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 

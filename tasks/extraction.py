@@ -10,6 +10,7 @@ trafilatura. Whole-page trafilatura is kept as a recorded fallback for pages wit
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import html
@@ -122,6 +123,21 @@ def parse_published_at(page: str, region: str | None) -> dt.datetime | None:
         except (ValueError, OverflowError):
             continue
     return None
+
+
+def published_at_source(region: str | None, published_at: dt.datetime | None) -> str:
+    """Where the timestamp came from: ``page`` (the post's own line), ``head``, or ``missing``.
+
+    A row whose page shows no usable date is kept with a null ``published_at`` and this flag.
+    """
+    if published_at is None:
+        return "missing"
+    if region is not None and (match := _STAMP.search(region)):
+        with contextlib.suppress(ValueError):
+            stamp = dt.datetime.fromisoformat(f"{match[1]}T{match[2]}")
+            if stamp.replace(tzinfo=SHANGHAI) == published_at:
+                return "page"
+    return "head"
 
 
 def parse_title(page: str, region: str | None) -> str | None:
@@ -300,6 +316,7 @@ def extract_article(
         category=category,
         title=title,
         published_at=published_at,
+        published_at_source=published_at_source(region, published_at),
         source=source or None,
         digest=digest,
         body=body,

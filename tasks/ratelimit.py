@@ -69,9 +69,8 @@ class SharedHostRateLimiter:
         self._dir = state_dir
         self._dir.mkdir(parents=True, exist_ok=True)
 
-    def wait(self, host: str) -> float:
-        if self._interval <= 0:
-            return 0.0
+    def reserve(self, host: str) -> float:
+        """Book ``host``'s next free slot and return when it is (``time.time()`` clock)."""
         name = re.sub(r"[^a-z0-9.-]", "_", host.lower()) or "_"
         path = self._dir / f"{name}.slot"
         with open(path, "a+b") as handle:
@@ -91,7 +90,13 @@ class SharedHostRateLimiter:
                 handle.flush()
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        delay = slot - now
+        return slot
+
+    def wait(self, host: str) -> float:
+        """Block until ``host``'s next slot and return the seconds slept."""
+        if self._interval <= 0:
+            return 0.0
+        delay = self.reserve(host) - time.time()
         if delay > 0:
             time.sleep(delay)
         return max(delay, 0.0)

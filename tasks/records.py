@@ -74,6 +74,7 @@ class Article:
     extraction_path: str
     category_page: str | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    published_at_source: str = "page"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from flows.crawl import backfill, crawl
@@ -91,7 +92,9 @@ def test_second_identical_run_lands_nothing(
     assert second["duplicates_skipped"] == second["refs_seen"]
     assert sorted(p.name for p in (warehouse / "articles").rglob("*.parquet")) == files_before
     article_hits = [
-        path for _, path, _ in server.requests[requests_before:] if "/category/" not in path
+        path
+        for _, path, _ in server.requests[requests_before:]
+        if path.endswith(".html") and not path.startswith("/category/")
     ]
     assert article_hits == [], "a run with nothing new fetches no article page"
     assert _query(warehouse, "SELECT count(*) FROM articles") == [(first["new_articles"],)]
@@ -225,3 +228,98 @@ def test_bad_parameters_fail_before_any_fetch(server: ReplicaServer, warehouse: 
             warehouse=str(warehouse),
         )
     assert server.requests == []
+
+
+def test_backfill_twice_lands_nothing_and_reextract_makes_no_request(
+    posts: list[Post], server: ReplicaServer, warehouse: Path
+) -> None:
+    emnews = {p.info_code for p in posts if p.category == "emnews"}
+    first = run_flow(
+        backfill, categories=["emnews"], site=server.base_url, warehouse=str(warehouse), rps=0
+    )
+    second = run_flow(
+        backfill, categories=["emnews"], site=server.base_url, warehouse=str(warehouse), rps=0
+    )
+    assert first["new_articles"] == len(emnews)
+    assert (second["new_articles"], second["new_versions"], second["failures"]) == (0, 0, 0)
+
+    raw = _query(
+        warehouse, "SELECT count(DISTINCT info_code), min(octet_length(content)) FROM raw_pages"
+    )
+    assert raw[0][0] == len(emnews) and raw[0][1] > 1000, "every fetched page is kept, whole"
+    requests_before = len(server.requests)
+    again = run_flow(
+        backfill,
+        categories=["emnews"],
+        reextract=True,
+        site=server.base_url,
+        warehouse=str(warehouse),
+        rps=0,
+    )
+    assert len(server.requests) == requests_before, "re-extraction reads stored pages only"
+    assert (again["unchanged"], again["new_versions"], again["failures"]) == (len(emnews), 0, 0)
+    assert _query(warehouse, "SELECT count(*) FROM article_versions") == [(len(emnews),)]
+
+
+def test_reextract_lands_a_new_version_when_the_stored_page_extracts_differently(
+    posts: list[Post], server: ReplicaServer, warehouse: Path
+) -> None:
+    """A newer extractor is simulated by editing one stored raw page in place."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    run_flow(crawl, categories=["emnews"], site=server.base_url, warehouse=str(warehouse), rps=0)
+    target = next(p for p in posts if p.category == "emnews" and len(p.expected_text) > 100)
+    for path in (warehouse / "raw_pages").rglob("part-*.parquet"):
+        table = pq.read_table(path)
+        hit = pc.equal(table["info_code"], target.info_code)
+        if pc.any(hit).as_py():
+            column = table.schema.get_field_index("content")
+            contents = [
+                c.replace(
+                    target.expected_text[:10].encode(),
+                    "补充：".encode() + target.expected_text[:10].encode(),
+                )
+                if h
+                else c
+                for c, h in zip(table["content"].to_pylist(), hit.to_pylist(), strict=True)
+            ]
+            table = table.set_column(column, "content", pa.array(contents, pa.binary()))
+            path.unlink()
+            pq.write_table(table, path)
+    report = run_flow(
+        backfill,
+        categories=["emnews"],
+        reextract=True,
+        site=server.base_url,
+        warehouse=str(warehouse),
+        rps=0,
+    )
+    assert report["new_versions"] == 1
+    body = _query(
+        warehouse, f"SELECT body, extractor FROM articles WHERE info_code = '{target.info_code}'"
+    )
+    assert "补充：" in body[0][0] and "trafilatura/" in body[0][1]
+    assert _query(
+        warehouse, f"SELECT count(*) FROM article_versions WHERE info_code = '{target.info_code}'"
+    ) == [(2,)]
+
+
+def test_pages_without_a_usable_date_keep_a_null_and_a_flag(
+    posts: list[Post], site: dict[str, bytes], warehouse: Path
+) -> None:
+    target = next(p for p in posts if p.category == "emnews")
+    stamp = target.published_at.strftime("%Y-%m-%d %H:%M:%S")
+    page = site[target.url_path].decode()
+    page = page.replace(stamp, "2022-13-45 99:99:99").replace("article:published_time", "x")
+    page = page.replace('"datePublished"', '"x"')
+    with ReplicaServer({**site, target.url_path: page.encode()}) as server:
+        run_flow(
+            crawl, categories=["emnews"], site=server.base_url, warehouse=str(warehouse), rps=0
+        )
+    rows = dict(_query(warehouse, "SELECT info_code, published_at_source FROM articles"))
+    assert rows[target.info_code] == "missing"
+    assert _query(
+        warehouse, f"SELECT published_at FROM articles WHERE info_code = '{target.info_code}'"
+    ) == [(None,)]
+    assert set(rows.values()) == {"page", "missing"}

@@ -33,6 +33,7 @@ def article_rows(
                 "categories": cats,
                 "title": article.title,
                 "published_at": article.published_at,
+                "published_at_source": article.published_at_source,
                 "source": article.source,
                 "digest": article.digest,
                 "body": article.body,

@@ -16,6 +16,7 @@ ARTICLES = pa.schema(
         ("categories", pa.list_(pa.string())),
         ("title", pa.string()),
         ("published_at", pa.timestamp("s", tz="+08:00")),
+        ("published_at_source", pa.string()),
         ("source", pa.string()),
         ("digest", pa.string()),
         ("body", pa.string()),
