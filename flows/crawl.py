@@ -7,7 +7,7 @@ import itertools
 import math
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +28,6 @@ from tasks.records import (
     ArticleBatch,
     ArticleRef,
     Failure,
-    FetchResult,
     LandedBatch,
     ListingBatch,
 )
@@ -41,6 +40,7 @@ from tasks.steps import (
 )
 from warehouse.landing import Lander
 from warehouse.rawstore import iter_raw_pages
+from warehouse.rows import listing_state_rows
 from warehouse.state import Known, load_known
 from warehouse.writer import ensure_layout, remove_stale_temp_files
 
@@ -170,7 +170,8 @@ class CrawlRun:
         self.queued: set[str] = set()
         self.run_categories: dict[str, set[str]] = defaultdict(set)
         self.category_pages: dict[str, str] = {}
-        self.listing_results: list[tuple[str, str | None, FetchResult, int]] = []
+        self.listing_rows: list[dict[str, Any]] = []
+        self._home_groups: list[tuple[str, list[ArticleRef]]] = []
         self.logger = get_run_logger()
         self._clock = time.monotonic()
         self._batches = itertools.count()  # file names must be unique across the whole run
@@ -235,7 +236,7 @@ class CrawlRun:
 
     def _finish(self) -> RunReport:
         report = self.report
-        self.lander.listing_state(self.listing_results)
+        self.lander.listing_state_rows(self.listing_rows)
         report.finished_at = dt.datetime.now(dt.UTC)
         report.elapsed_s = round(time.monotonic() - self._clock, 3)
         report.status = "completed" if report.failures == 0 else "completed_with_failures"
@@ -294,7 +295,7 @@ class CrawlRun:
             for chunk in chunks
         ]
         refs: list[ArticleRef] = []
-        self._home_groups: list[tuple[str, list[ArticleRef]]] = []
+        self._home_groups = []
         for future, chunk in self._completed(futures, chunks):
             batch: ListingBatch | None = self._result(future, chunk, stage="listing")
             if batch is None:
@@ -302,12 +303,12 @@ class CrawlRun:
             self.lander.fetches(batch.fetches)
             self._count_failures(batch.failures)
             self.report.pages_fetched += len(batch.fetches)
+            found = Counter(ref.listed_on for ref in batch.refs)
             for kind, result in batch.fetches:
                 if result.ok or result.not_modified:
-                    found = [r for r in batch.refs if r.listed_on == result.final_url]
-                    self.listing_results.append(
-                        (kind, categories.get(result.url), result, len(found))
-                    )
+                    page = (kind, categories.get(result.url), result, found[result.final_url])
+                    # rows now, not results: a listing page's bytes are not kept for the run
+                    self.listing_rows += listing_state_rows([page], self.report.run_id)
                     self.report.categories_listed += kind == "category"
                     self.report.not_modified += result.not_modified
                     if kind == "home" and result.ok:
@@ -401,7 +402,7 @@ class CrawlRun:
         if self.full:
             candidates: Iterable[Sequence[ArticleRef]] = [[ref] for ref in refs]
         else:
-            groups = getattr(self, "_home_groups", [])
+            groups = self._home_groups
             overflowing = overflowing_groups(
                 groups, lambda ref: self.known.has(ref.info_code, ref.url)
             )

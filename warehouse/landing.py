@@ -13,7 +13,6 @@ from warehouse.rows import (
     article_rows,
     failure_rows,
     fetch_rows,
-    listing_state_rows,
     raw_page_rows,
     sighting_rows,
 )
@@ -50,8 +49,9 @@ class Lander:
     def failures(self, failures: Iterable[Failure]) -> int:
         return self._write("failures", failure_rows(failures, self.run_id))
 
-    def listing_state(self, pages: Iterable[tuple[str, str | None, FetchResult, int]]) -> int:
-        return self._write("listing_state", listing_state_rows(pages, self.run_id))
+    def listing_state_rows(self, rows: list[dict[str, Any]]) -> int:
+        """Rows made by ``rows.listing_state_rows`` as pages were listed."""
+        return self._write("listing_state", rows)
 
     def batch(self, batch: ArticleBatch, categories: Mapping[str, Iterable[str]]) -> None:
         """Everything one fetch-extract batch produced, raw pages first."""
