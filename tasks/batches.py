@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import BrokenExecutor
 from dataclasses import replace
+from typing import Any, TypeVar
 
 from tasks.fetching import Fetcher
 from tasks.links import slug_from_category_url
@@ -28,8 +29,32 @@ from tasks.records import (
 from tasks.settings import Settings
 from tasks.workers import PageJob, discard_pool, extraction_pool, run_job
 
+T = TypeVar("T")
+
 _fetchers: dict[str, Fetcher] = {}
 _fetchers_lock = threading.Lock()
+
+
+def _new_fetcher(
+    settings: Settings,
+    *,
+    limiter: SharedHostRateLimiter | None = None,
+    retries: int | None = None,
+    pool_size: int | None = None,
+) -> Fetcher:
+    return Fetcher(
+        allowed_hosts=[settings.site_netloc],
+        rps=settings.rps,
+        user_agent=settings.user_agent,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_bytes=settings.max_response_bytes,
+        retries=settings.retries if retries is None else retries,
+        backoff_base=settings.backoff_base,
+        backoff_max=settings.backoff_max,
+        pool_size=pool_size or max(8, settings.concurrency * 2),
+        limiter=limiter,
+    )
 
 
 def fetcher_for(settings: Settings) -> Fetcher:
@@ -46,19 +71,7 @@ def fetcher_for(settings: Settings) -> Fetcher:
                 if settings.rps > 0
                 else None
             )
-            _fetchers[key] = Fetcher(
-                allowed_hosts=[settings.site_netloc],
-                rps=settings.rps,
-                user_agent=settings.user_agent,
-                connect_timeout=settings.connect_timeout,
-                read_timeout=settings.read_timeout,
-                max_bytes=settings.max_response_bytes,
-                retries=settings.retries,
-                backoff_base=settings.backoff_base,
-                backoff_max=settings.backoff_max,
-                pool_size=max(8, settings.concurrency * 2),
-                limiter=limiter,
-            )
+            _fetchers[key] = _new_fetcher(settings, limiter=limiter)
         return _fetchers[key]
 
 
@@ -72,18 +85,7 @@ def check_site(settings: Settings) -> None:
     Asks for ``/robots.txt``, as a polite crawler would; nothing is written anywhere, so a
     wrong ``--site`` or a dead network costs one line, not a run full of failures.
     """
-    probe = Fetcher(
-        allowed_hosts=[settings.site_netloc],
-        rps=settings.rps,
-        user_agent=settings.user_agent,
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        max_bytes=settings.max_response_bytes,
-        retries=min(settings.retries, 1),
-        backoff_base=settings.backoff_base,
-        backoff_max=settings.backoff_max,
-        pool_size=1,
-    )
+    probe = _new_fetcher(settings, retries=min(settings.retries, 1), pool_size=1)
     with probe:
         result = probe.fetch(f"{settings.site}/robots.txt")
     if result.status is None:
@@ -193,14 +195,9 @@ def fetch_extract_land(
     back to (or accumulate in) the orchestrating process. A worker that dies (killed, out of
     memory) fails this batch only; the pool is rebuilt.
     """
-    pool = extraction_pool(settings.extract_workers)
-    try:
-        return pool.submit(
-            _fetch_extract_land, settings, list(refs), run_id, tag, dict(categories)
-        ).result()
-    except BrokenExecutor:
-        discard_pool(settings.extract_workers)
-        raise
+    return _on_worker(
+        settings, _fetch_extract_land, settings, list(refs), run_id, tag, dict(categories)
+    )
 
 
 def _fetch_extract_land(
@@ -246,28 +243,11 @@ def fetch_and_extract(settings: Settings, refs: Sequence[ArticleRef]) -> Article
             )
             continue
         raw_pages.append((ref, result))
-        job = PageJob(
-            result.content,
-            result.content_type,
-            result.final_url,
-            result.fetched_at,
-            ref.category,
-            settings.site,
-        )
-        outcome = run_job(job)
-        if outcome.article is None:
-            failures.append(
-                _failure(
-                    ref.url,
-                    ref.info_code,
-                    "extract",
-                    result,
-                    outcome.reason or "no article",
-                    category=ref.category,
-                )
-            )
+        outcome = _extract(settings, ref, result, stage="extract")
+        if isinstance(outcome, Failure):
+            failures.append(outcome)
             continue
-        article = outcome.article
+        article = outcome
         if slug_from_category_url(ref.listed_on) is None and article.category_page:
             exact = slug_from_category_url(article.category_page)
             if exact:
@@ -280,38 +260,45 @@ def reextract_pages(
     settings: Settings, pages: Sequence[tuple[ArticleRef, FetchResult]]
 ) -> ArticleBatch:
     """Extract stored raw pages again (new extractor version) on a worker, without requests."""
-    pool = extraction_pool(settings.extract_workers)
-    try:
-        return pool.submit(_reextract, settings, list(pages)).result()
-    except BrokenExecutor:
-        discard_pool(settings.extract_workers)
-        raise
+    return _on_worker(settings, _reextract, settings, list(pages))
 
 
 def _reextract(settings: Settings, pages: Sequence[tuple[ArticleRef, FetchResult]]) -> ArticleBatch:
     articles: list[Article] = []
     failures: list[Failure] = []
     for ref, result in pages:
-        job = PageJob(
-            result.content,
-            result.content_type,
-            result.final_url,
-            result.fetched_at,
-            ref.category,
-            settings.site,
-        )
-        outcome = run_job(job)
-        if outcome.article is None:
-            failures.append(
-                _failure(
-                    ref.url,
-                    ref.info_code,
-                    "reextract",
-                    result,
-                    outcome.reason or "no article",
-                    category=ref.category,
-                )
-            )
+        outcome = _extract(settings, ref, result, stage="reextract")
+        if isinstance(outcome, Failure):
+            failures.append(outcome)
         else:
-            articles.append(replace(outcome.article, category=ref.category))
+            articles.append(replace(outcome, category=ref.category))
     return ArticleBatch(tuple(articles), (), tuple(failures))
+
+
+def _extract(
+    settings: Settings, ref: ArticleRef, result: FetchResult, *, stage: str
+) -> Article | Failure:
+    """One fetched (or stored) page to an Article, or the Failure saying why not."""
+    job = PageJob(
+        result.content,
+        result.content_type,
+        result.final_url,
+        result.fetched_at,
+        ref.category,
+        settings.site,
+    )
+    outcome = run_job(job)
+    if outcome.article is not None:
+        return outcome.article
+    reason = outcome.reason or "no article"
+    return _failure(ref.url, ref.info_code, stage, result, reason, category=ref.category)
+
+
+def _on_worker(settings: Settings, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn`` on the shared worker pool; a dead worker fails this call only."""
+    pool = extraction_pool(settings.extract_workers)
+    try:
+        return pool.submit(fn, *args).result()
+    except BrokenExecutor:
+        discard_pool(settings.extract_workers)
+        raise
