@@ -316,6 +316,7 @@ def day_articles(
             "categories": pc.if_else(also_emnews, both, own),
             "title": title,
             "published_at": published.cast(pa.timestamp("s", tz="+08:00")),
+            "published_at_source": pa.array(["page"] * count),
             "source": outlets.take(uniform(count, 0, len(outlets) - 1, seed + 9)),
             "digest": pc.if_else(has_digest, title, pa.scalar(None, pa.string())),
             "body": token_strings(count, 22, 88, vocab, seed + 10),
