@@ -78,6 +78,7 @@ def run_demo(
     click.echo(f"\nWarehouse: {warehouse}")
     click.echo(
         f"Open it in DuckDB: duckdb {warehouse / 'finews.duckdb'}  (views: articles, "
-        "article_versions, sightings, fetch_log, failures, runs)"
+        "article_versions, sightings, fetch_log, failures, retry_queue, dead_pages, runs, "
+        "raw_pages, listing_state)"
     )
     return 0 if report["failures"] == 0 and again["new_articles"] == 0 else 1
