@@ -20,6 +20,18 @@ from warehouse.catalog import CATALOG_NAME
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
+def _reextract_emnews(server: ReplicaServer, warehouse: Path) -> dict[str, object]:
+    """``finews backfill --reextract`` of emnews: stored raw pages only."""
+    return run_flow(
+        backfill,
+        categories=["emnews"],
+        reextract=True,
+        site=server.base_url,
+        warehouse=str(warehouse),
+        rps=0,
+    )
+
+
 def _query(warehouse: Path, sql: str) -> list[tuple[object, ...]]:
     with duckdb.connect(str(warehouse / CATALOG_NAME), read_only=True) as connection:
         return connection.execute(sql).fetchall()
@@ -248,14 +260,7 @@ def test_backfill_twice_lands_nothing_and_reextract_makes_no_request(
     )
     assert raw[0][0] == len(emnews) and raw[0][1] > 1000, "every fetched page is kept, whole"
     requests_before = len(server.requests)
-    again = run_flow(
-        backfill,
-        categories=["emnews"],
-        reextract=True,
-        site=server.base_url,
-        warehouse=str(warehouse),
-        rps=0,
-    )
+    again = _reextract_emnews(server, warehouse)
     assert len(server.requests) == requests_before, "re-extraction reads stored pages only"
     assert (again["unchanged"], again["new_versions"], again["failures"]) == (len(emnews), 0, 0)
     assert _query(warehouse, "SELECT count(*) FROM article_versions") == [(len(emnews),)]
@@ -287,14 +292,7 @@ def test_reextract_lands_a_new_version_when_the_stored_page_extracts_differently
             table = table.set_column(column, "content", pa.array(contents, pa.binary()))
             path.unlink()
             pq.write_table(table, path)
-    report = run_flow(
-        backfill,
-        categories=["emnews"],
-        reextract=True,
-        site=server.base_url,
-        warehouse=str(warehouse),
-        rps=0,
-    )
+    report = _reextract_emnews(server, warehouse)
     assert report["new_versions"] == 1
     body = _query(
         warehouse, f"SELECT body, extractor FROM articles WHERE info_code = '{target.info_code}'"
