@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
 import socket
 import struct
 import threading
@@ -11,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -171,6 +173,12 @@ class _Handler(BaseHTTPRequestHandler):
     def gbk(self, hit: int, query: dict[str, list[str]]) -> None:
         self._send(200, GBK_PAGE.encode("gbk"), content_type="text/html; charset=GBK")
 
+    def echo_headers(self, hit: int, query: dict[str, list[str]]) -> None:
+        self._send(200, str(self.headers).encode("latin-1"), content_type="text/plain")
+
+    def cookie(self, hit: int, query: dict[str, list[str]]) -> None:
+        self._send(200, PAGE_BYTES, headers={"Set-Cookie": "visit=abc; Path=/"})
+
 
 _ROUTES: dict[str, Callable[[_Handler, int, dict[str, list[str]]], None]] = {
     "/ok": _Handler.ok,
@@ -191,6 +199,8 @@ _ROUTES: dict[str, Callable[[_Handler, int, dict[str, list[str]]], None]] = {
     "/loop-a": _Handler.loop_a,
     "/loop-b": _Handler.loop_b,
     "/gbk": _Handler.gbk,
+    "/headers": _Handler.echo_headers,
+    "/cookie": _Handler.cookie,
 }
 
 
@@ -587,3 +597,123 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now=now) == 0.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+# ---------------------------------------------------------------- environment: proxies, netrc
+
+PROXY_PAGE = b"<html><body><p>via the proxy</p></body></html>"
+
+
+class _Proxy(ThreadingHTTPServer):
+    """A forward proxy that records what it is asked and answers GETs itself; CONNECT (an
+    https tunnel) is refused, which is enough to see that the proxy was chosen."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.seen: list[tuple[str, str]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    server: _Proxy
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.seen.append(("GET", self.path))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(PROXY_PAGE)))
+        self.end_headers()
+        self.wfile.write(PROXY_PAGE)
+
+    def do_CONNECT(self) -> None:
+        self.server.seen.append(("CONNECT", self.path))
+        self.send_response(403)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.fixture
+def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Proxy]:
+    """A running proxy, and an environment without any other proxy or netrc setting."""
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy") or name in ("NETRC", "REQUEST_METHOD"):
+            monkeypatch.delenv(name)
+    srv = _Proxy()
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=5)
+
+
+def test_http_proxy_from_the_environment_is_used(
+    proxy: _Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    with Fetcher(allowed_hosts=["finews.invalid"], rps=0, retries=0) as fetcher:
+        first = fetcher.fetch("http://finews.invalid/news/1.html")
+        second = fetcher.fetch("http://finews.invalid/news/2.html?x=1")
+    assert first.ok and second.ok
+    assert first.content == PROXY_PAGE
+    assert proxy.seen == [
+        ("GET", "http://finews.invalid/news/1.html"),
+        ("GET", "http://finews.invalid/news/2.html?x=1"),
+    ]
+
+
+def test_no_proxy_from_the_environment_bypasses_the_proxy(
+    server: _Server, proxy: _Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("http_proxy", proxy.url)
+    with _fetcher(server) as fetcher:
+        proxied = fetcher.fetch(server.url("/ok"))
+    assert proxied.content == PROXY_PAGE
+    assert proxy.seen == [("GET", server.url("/ok"))]
+    assert server.hits["/ok"] == 0
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    with _fetcher(server) as fetcher:
+        direct = fetcher.fetch(server.url("/ok"))
+    assert direct.content == PAGE_BYTES
+    assert server.hits["/ok"] == 1
+    assert len(proxy.seen) == 1
+
+
+def test_https_proxy_from_the_environment_is_used(
+    proxy: _Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    with Fetcher(allowed_hosts=["finews.invalid"], rps=0, retries=0) as fetcher:
+        result = fetcher.fetch("https://finews.invalid/news/1.html")
+    assert proxy.seen == [("CONNECT", "finews.invalid:443")]
+    assert not result.ok
+    assert result.error is not None and "connection error" in result.error
+
+
+def test_netrc_credentials_and_cookies_are_sent(
+    server: _Server, proxy: _Proxy, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login reader password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with _fetcher(server) as fetcher:
+        before = fetcher.fetch(server.url("/headers")).text()
+        assert fetcher.fetch(server.url("/cookie")).ok
+        after = fetcher.fetch(server.url("/headers")).text()
+    assert "Authorization: Basic cmVhZGVyOnMzY3JldA==" in before  # reader:s3cret
+    assert "Cookie" not in before
+    assert "Cookie: visit=abc" in after
+    assert "User-Agent: finews/" in after
+    assert "Accept-Encoding: gzip" in after
