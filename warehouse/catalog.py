@@ -1,7 +1,9 @@
 """The DuckDB catalog (views only) and the read-only query path analysts use.
 
-The catalog is rebuilt into a temporary file and renamed over ``finews.duckdb``, so a reader
-holding the old file is never blocked and never sees a half-built catalog.
+The catalog is rebuilt into a temporary file and renamed over ``finews.duckdb`` (after every
+run and compaction), so a reader holding the old file is never blocked and never sees a
+half-built catalog. ``finews sql`` builds the same views in memory per query instead, so it
+always sees the files as they are.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from warehouse.snapshot import Manifest, data_files, read_manifest
 from warehouse.writer import ensure_layout
 
 CATALOG_NAME = "finews.duckdb"
@@ -28,8 +31,51 @@ class QueryRefused(ValueError):
 
 
 def views_sql(root: Path) -> str:
+    """The catalog's SQL for ``root``: absolute paths, and the data files as they are now.
+
+    ``articles`` names its files (the snapshot, and the delta it does not reflect) rather than
+    globbing them: with no delta it is the snapshot itself, with no dedupe at query time.
+    """
+    root = root.resolve()
+    manifest = read_manifest(root)
     template = files("warehouse").joinpath("views.sql").read_text(encoding="utf-8")
-    return template.replace("{root}", str(root.resolve()).replace("'", "''"))
+    values = {"root": _sql_text(str(root))[1:-1], "articles_view": _articles_view(root, manifest)}
+    return re.sub(r"\{(\w+)\}", lambda match: values[match.group(1)], template)
+
+
+def _articles_view(root: Path, manifest: Manifest) -> str:
+    def schema(table: str) -> Path:
+        return root / table / "_schema.parquet"
+
+    snapshot = manifest.snapshot_paths(root) or [schema("articles")]
+    delta = {}
+    for table in ("articles", "sightings"):
+        covered = set(manifest.covered.get(table, ()))
+        delta[table] = [
+            root / table / name for name in data_files(root, table) if name not in covered
+        ]
+    if not delta["articles"] and not delta["sightings"]:
+        return (
+            "-- One row per info_code (the current snapshot; see articles_view.sql).\n"
+            "CREATE OR REPLACE VIEW articles AS\n"
+            f"SELECT * FROM read_parquet({_sql_list(snapshot)}, union_by_name = true, "
+            "hive_partitioning = false);"
+        )
+    template = files("warehouse").joinpath("articles_view.sql").read_text(encoding="utf-8")
+    values = {
+        "snapshot_files": _sql_list(snapshot),
+        "delta_articles": _sql_list([schema("articles"), *delta["articles"]]),
+        "delta_sightings": _sql_list([schema("sightings"), *delta["sightings"]]),
+    }
+    return re.sub(r"\{(\w+)\}", lambda match: values[match.group(1)], template)
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sql_list(paths: list[Path]) -> str:
+    return "[" + ", ".join(_sql_text(str(path)) for path in paths) + "]"
 
 
 def refresh_catalog(root: Path) -> Path:
@@ -49,19 +95,21 @@ def refresh_catalog(root: Path) -> Path:
 
 
 def connect_read_only(root: Path) -> duckdb.DuckDBPyConnection:
-    """Open the catalog read-only, confined to the warehouse folder, settings locked."""
+    """The catalog's views over the files as they are now, confined to the warehouse, locked.
+
+    Built in memory for each connection (tens of milliseconds), so ``finews sql`` sees every
+    file landed so far even mid-run; nothing is written, and ``check_read_only`` admits only
+    reading statements.
+    """
     root = root.resolve()
-    catalog = root / CATALOG_NAME
-    if not catalog.exists():
-        refresh_catalog(root)
+    ensure_layout(root)
     connection = duckdb.connect(
-        str(catalog),
-        read_only=True,
         config={
             "autoload_known_extensions": False,
             "autoinstall_known_extensions": False,
         },
     )
+    connection.execute(views_sql(root))
     connection.execute("SET TimeZone = 'Asia/Shanghai'")
     connection.execute("SET parquet_metadata_cache = true")
     connection.execute("SET allowed_directories = ?", [[str(root) + os.sep]])
@@ -102,11 +150,16 @@ def run_query(root: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
             except duckdb.IOException as exc:
                 # A compaction removed a file this query had listed: the merged file holds
                 # the same rows, so the query is simply run again.
-                if "No such file" not in str(exc) or attempt == _VANISHED_RETRIES:
+                if not _vanished(exc) or attempt == _VANISHED_RETRIES:
                     raise QueryRefused(_first_line(exc)) from None
             except duckdb.Error as exc:
                 raise QueryRefused(_first_line(exc)) from None
     raise AssertionError("unreachable")
+
+
+def _vanished(exc: Exception) -> bool:
+    """A file the views named was deleted by a compaction meanwhile: run the query again."""
+    return any(text in str(exc) for text in ("No such file", "No files found"))
 
 
 def _first_line(exc: Exception) -> str:

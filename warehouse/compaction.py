@@ -31,7 +31,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from warehouse.catalog import refresh_catalog
 from warehouse.schema import TABLES
+from warehouse.snapshot import build_snapshot, remove_old_snapshots
 from warehouse.writer import TEMP_SUFFIX
 
 LOG = logging.getLogger(__name__)
@@ -76,6 +78,8 @@ class CompactionReport:
 
     tables: tuple[TableCompaction, ...]
     elapsed_s: float
+    snapshot_rows: int | None = None
+    snapshot_s: float = 0.0
 
     def __getitem__(self, table: str) -> TableCompaction:
         for entry in self.tables:
@@ -110,11 +114,14 @@ def compact(
     tables: Sequence[str] = DEFAULT_TABLES,
     min_files: int = 2,
     target_rows: int = 500_000,
+    snapshot: bool = True,
 ) -> CompactionReport:
     """Merge every partition holding at least ``min_files`` data files; see the module doc.
 
     A partition with more than ``target_rows`` rows becomes several files of about equal size.
-    Raises ``CompactionBusy`` when another compaction is running.
+    Then (``snapshot``) the current snapshot of ``articles`` is rebuilt and the catalog moved
+    to it (see ``warehouse.snapshot``). Raises ``CompactionBusy`` when another compaction is
+    running.
     """
     if min_files < 1 or target_rows < 1:
         raise ValueError("min_files and target_rows must be at least 1")
@@ -125,11 +132,23 @@ def compact(
     if not root.is_dir():
         raise FileNotFoundError(f"no warehouse at {root}")
     started = time.perf_counter()
-    with _exclusive_lock(root), duckdb.connect() as connection:
-        results = [
-            _compact_table(root, table, min_files, target_rows, connection) for table in tables
-        ]
-    return CompactionReport(tuple(results), time.perf_counter() - started)
+    snapshot_rows, snapshot_s = None, 0.0
+    with _exclusive_lock(root):
+        results = []
+        with duckdb.connect() as connection:
+            for table in tables:
+                results.append(_compact_table(root, table, min_files, target_rows, connection))
+                if results[-1].partitions_compacted:
+                    refresh_catalog(root)  # the catalog names files: not the deleted ones
+        if snapshot:
+            snapshot_started = time.perf_counter()
+            snapshot_rows = build_snapshot(root).rows
+            refresh_catalog(root)  # readers move to the new snapshot before the old one goes
+            remove_old_snapshots(root)
+            snapshot_s = time.perf_counter() - snapshot_started
+    return CompactionReport(
+        tuple(results), time.perf_counter() - started, snapshot_rows, snapshot_s
+    )
 
 
 @contextmanager

@@ -16,32 +16,7 @@ CREATE OR REPLACE VIEW sightings AS
 SELECT * FROM read_parquet('{root}/sightings/**/*.parquet', union_by_name = true,
                            hive_partitioning = false);
 
--- One row per info_code: its most recently fetched row (a body that changed back counts as the
--- current one again), with every category the article was ever listed in. One window over the
--- files, not over article_versions: cheaper, and identical rows (a compaction interrupted
--- between its rename and its delete) still give one row.
-CREATE OR REPLACE VIEW articles AS
-WITH latest AS (
-    SELECT *
-    FROM read_parquet('{root}/articles/**/*.parquet', union_by_name = true,
-                      hive_partitioning = false)
-    QUALIFY row_number() OVER (PARTITION BY info_code
-                               ORDER BY fetched_at DESC, run_id DESC) = 1
-),
-merged AS (
-    SELECT info_code, list_sort(list_distinct(flatten(list(listed)))) AS categories
-    FROM (
-        SELECT info_code, categories AS listed
-        FROM read_parquet('{root}/articles/**/*.parquet', union_by_name = true,
-                          hive_partitioning = false)
-        UNION ALL
-        SELECT info_code, [category] FROM sightings WHERE category IS NOT NULL
-    )
-    GROUP BY info_code
-)
-SELECT latest.* REPLACE (coalesce(merged.categories, latest.categories) AS categories)
-FROM latest
-LEFT JOIN merged USING (info_code);
+{articles_view}
 
 CREATE OR REPLACE VIEW fetch_log AS
 SELECT * FROM read_parquet('{root}/fetch_log/**/*.parquet', union_by_name = true,
