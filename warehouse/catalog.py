@@ -47,7 +47,7 @@ def _articles_view(root: Path, manifest: Manifest) -> str:
     def schema(table: str) -> Path:
         return root / table / "_schema.parquet"
 
-    snapshot = manifest.snapshot_paths(root) or [schema("articles")]
+    snapshot_paths = manifest.snapshot_paths(root)
     delta = {}
     for table in ("articles", "sightings"):
         covered = set(manifest.covered.get(table, ()))
@@ -58,13 +58,13 @@ def _articles_view(root: Path, manifest: Manifest) -> str:
         return (
             "-- One row per info_code (the current snapshot; see articles_view.sql).\n"
             "CREATE OR REPLACE VIEW articles AS\n"
-            f"SELECT * FROM read_parquet({_sql_list(snapshot)}, union_by_name = true, "
+            f"SELECT * FROM read_parquet({_sql_list([schema('articles'), *snapshot_paths])}, "
+            "union_by_name = true, "
             "hive_partitioning = false);"
         )
     template = files("warehouse").joinpath("articles_view.sql").read_text(encoding="utf-8")
     values = {
-        "snapshot_files": _sql_list(snapshot),
-        "delta_articles": _sql_list([schema("articles"), *delta["articles"]]),
+        "candidate_files": _sql_list([schema("articles"), *snapshot_paths, *delta["articles"]]),
         "delta_sightings": _sql_list([schema("sightings"), *delta["sightings"]]),
     }
     return re.sub(r"\{(\w+)\}", lambda match: values[match.group(1)], template)
