@@ -10,11 +10,12 @@ import datetime as dt
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from tasks.settings import Settings, SettingsError, load_settings
+if TYPE_CHECKING:
+    from tasks.settings import Settings
 
 USAGE_ERROR = 2
 
@@ -32,6 +33,10 @@ def _fail(message: str, status: int = USAGE_ERROR) -> NoReturn:
 
 
 def _load(config: Path | None, **overrides: Any) -> Settings:
+    # Imported here, not at the top: worker processes are spawned and re-import the console
+    # script's module, which then costs them click only, not pydantic-settings (~15 MB each).
+    from tasks.settings import SettingsError, load_settings
+
     try:
         settings = load_settings(config, **overrides)
     except SettingsError as exc:

@@ -6,12 +6,14 @@ errors so one bad page becomes a recorded Failure instead of losing the batch.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import BrokenExecutor
-from dataclasses import replace
-from typing import Any, TypeVar
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tasks.fetching import Fetcher
 from tasks.links import slug_from_category_url
@@ -26,17 +28,49 @@ from tasks.records import (
     LandedBatch,
     ListingBatch,
 )
-from tasks.settings import Settings
-from tasks.workers import PageJob, discard_pool, extraction_pool, run_job
+from tasks.workers import PageJob, discard_pool, extraction_pool, run_job, run_on_worker
+
+if TYPE_CHECKING:
+    from tasks.settings import Settings
 
 T = TypeVar("T")
 
-_fetchers: dict[str, Fetcher] = {}
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """What the batch steps read of :class:`~tasks.settings.Settings`, as plain data.
+
+    Batches cross to worker processes with these, not with ``Settings``: unpickling a
+    pydantic-settings model would import pydantic and pydantic-settings in every worker (~20 MB
+    of memory each) for values that are only read. Also the key of the per-process Fetchers.
+    """
+
+    site: str
+    site_netloc: str
+    warehouse: Path
+    rps: float
+    user_agent: str
+    connect_timeout: float
+    read_timeout: float
+    max_response_bytes: int
+    retries: int
+    backoff_base: float
+    backoff_max: float
+    concurrency: int
+
+    @classmethod
+    def of(cls, settings: Settings | WorkerSettings) -> WorkerSettings:
+        if isinstance(settings, WorkerSettings):
+            return settings
+        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
+
+
+_fetchers: dict[WorkerSettings, Fetcher] = {}
 _fetchers_lock = threading.Lock()
 
 
 def _new_fetcher(
-    settings: Settings,
+    settings: Settings | WorkerSettings,
     *,
     limiter: SharedHostRateLimiter | None = None,
     retries: int | None = None,
@@ -57,13 +91,13 @@ def _new_fetcher(
     )
 
 
-def fetcher_for(settings: Settings) -> Fetcher:
+def fetcher_for(settings: Settings | WorkerSettings) -> Fetcher:
     """One pooled Fetcher per process and settings, shared by every worker thread.
 
     With a rate limit, the schedule lives in the warehouse's state folder so every process
     crawling into it (extraction workers, overlapping runs) shares one per-host limit.
     """
-    key = settings.model_dump_json()
+    key = WorkerSettings.of(settings)
     with _fetchers_lock:
         if key not in _fetchers:
             limiter = (
@@ -71,7 +105,7 @@ def fetcher_for(settings: Settings) -> Fetcher:
                 if settings.rps > 0
                 else None
             )
-            _fetchers[key] = _new_fetcher(settings, limiter=limiter)
+            _fetchers[key] = _new_fetcher(key, limiter=limiter)
         return _fetchers[key]
 
 
@@ -195,13 +229,12 @@ def fetch_extract_land(
     back to (or accumulate in) the orchestrating process. A worker that dies (killed, out of
     memory) fails this batch only; the pool is rebuilt.
     """
-    return _on_worker(
-        settings, _fetch_extract_land, settings, list(refs), run_id, tag, dict(categories)
-    )
+    args = (WorkerSettings.of(settings), list(refs), run_id, tag, dict(categories))
+    return _on_worker(settings, _fetch_extract_land, *args)
 
 
 def _fetch_extract_land(
-    settings: Settings,
+    settings: WorkerSettings,
     refs: Sequence[ArticleRef],
     run_id: str,
     tag: str,
@@ -223,7 +256,9 @@ def _fetch_extract_land(
     )
 
 
-def fetch_and_extract(settings: Settings, refs: Sequence[ArticleRef]) -> ArticleBatch:
+def fetch_and_extract(
+    settings: Settings | WorkerSettings, refs: Sequence[ArticleRef]
+) -> ArticleBatch:
     """Fetch each referenced post and extract it: every page ends as an Article or a Failure."""
     fetcher = fetcher_for(settings)
     fetches: list[tuple[str, FetchResult]] = []
@@ -260,10 +295,12 @@ def reextract_pages(
     settings: Settings, pages: Sequence[tuple[ArticleRef, FetchResult]]
 ) -> ArticleBatch:
     """Extract stored raw pages again (new extractor version) on a worker, without requests."""
-    return _on_worker(settings, _reextract, settings, list(pages))
+    return _on_worker(settings, _reextract, WorkerSettings.of(settings), list(pages))
 
 
-def _reextract(settings: Settings, pages: Sequence[tuple[ArticleRef, FetchResult]]) -> ArticleBatch:
+def _reextract(
+    settings: WorkerSettings, pages: Sequence[tuple[ArticleRef, FetchResult]]
+) -> ArticleBatch:
     articles: list[Article] = []
     failures: list[Failure] = []
     for ref, result in pages:
@@ -276,7 +313,7 @@ def _reextract(settings: Settings, pages: Sequence[tuple[ArticleRef, FetchResult
 
 
 def _extract(
-    settings: Settings, ref: ArticleRef, result: FetchResult, *, stage: str
+    settings: Settings | WorkerSettings, ref: ArticleRef, result: FetchResult, *, stage: str
 ) -> Article | Failure:
     """One fetched (or stored) page to an Article, or the Failure saying why not."""
     job = PageJob(
@@ -298,7 +335,7 @@ def _on_worker(settings: Settings, fn: Callable[..., T], *args: Any) -> T:
     """Run ``fn`` on the shared worker pool; a dead worker fails this call only."""
     pool = extraction_pool(settings.extract_workers)
     try:
-        return pool.submit(fn, *args).result()
+        return pool.submit(run_on_worker, fn, *args).result()
     except BrokenExecutor:
         discard_pool(settings.extract_workers)
         raise

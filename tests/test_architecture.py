@@ -47,3 +47,35 @@ def test_no_module_named_after_a_library() -> None:
         if path.stem in LIBRARY_NAMES
     ]
     assert clashes == []
+
+
+HEAVY_FOR_WORKERS = {"prefect", "pydantic", "pydantic_settings", "duckdb", "pandas"}
+
+
+def _batch_then_modules(settings: object) -> list[str]:
+    """On a worker: land an empty batch the way a crawl does, then list heavy imports."""
+    import sys
+
+    import flows.cli  # noqa: F401  (spawn re-imports the `finews` script's module in workers)
+    from tasks.batches import _fetch_extract_land
+
+    _fetch_extract_land(settings, [], "run", "b00000", {})  # type: ignore[arg-type]
+    return sorted({name.split(".")[0] for name in sys.modules} & HEAVY_FOR_WORKERS)
+
+
+def test_worker_processes_import_no_prefect_pydantic_or_duckdb(tmp_path: Path) -> None:
+    """Each extraction worker holds only what a batch needs (memory: several run at once)."""
+    import pickle
+
+    from tasks.batches import WorkerSettings
+    from tasks.settings import load_settings
+    from tasks.workers import extraction_pool, run_on_worker
+
+    settings = load_settings(
+        None, site="http://127.0.0.1:9", warehouse=str(tmp_path / "warehouse"), rps=0
+    )
+    plain = WorkerSettings.of(settings)
+    assert b"pydantic" not in pickle.dumps(plain)
+    assert b"tasks.settings" not in pickle.dumps(plain)
+    future = extraction_pool(2).submit(run_on_worker, _batch_then_modules, plain)
+    assert future.result(timeout=120) == []
