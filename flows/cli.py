@@ -92,6 +92,9 @@ def _check_site(settings: Settings) -> None:
 
 
 def _run_flow(name: str, settings: Settings, **params: Any) -> dict[str, Any]:
+    # Set before pyarrow is first imported (by the flows), when Arrow reads it; workers inherit
+    # it. Why: tasks.workers.use_system_allocator.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     if not params.get("reextract"):
         _check_site(settings)
     _quiet_prefect()

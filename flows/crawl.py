@@ -38,6 +38,7 @@ from tasks.steps import (
     reextract_task,
     refresh_catalog_task,
 )
+from tasks.workers import use_system_allocator
 from warehouse.landing import Lander
 from warehouse.rawstore import iter_raw_pages
 from warehouse.rows import listing_state_rows
@@ -164,6 +165,7 @@ class CrawlRun:
             mode=mode,
             started_at=started,
         )
+        use_system_allocator()  # what this process lands, it lands with less memory held
         self.lander = Lander(self.root, run_id)
         self.known = Known()
         self.listed: set[str] = set()

@@ -9,9 +9,9 @@ process's life.
 Workers are kept lean, as a crawl runs several of them: they import only what a batch needs
 (no Prefect, pydantic or DuckDB: batches arrive with plain-data settings, and the console
 script they re-import imports nothing heavy); Arrow allocates through the system allocator
-rather than its default mimalloc pool, which kept ~25 MB more per worker at its peak; and after
-each batch the memory the batch used is handed back to the OS (Arrow's unused pool memory,
-glibc's ``malloc_trim``), so an idle worker sits at its import footprint.
+(see :func:`use_system_allocator`); and after each batch the memory the batch used is handed
+back to the OS (Arrow's unused pool memory, glibc's ``malloc_trim``), so an idle worker sits
+at its import footprint.
 """
 
 from __future__ import annotations
@@ -101,9 +101,28 @@ def run_on_worker(fn: Callable[..., T], *args: Any) -> T:
             release_memory()
 
 
+def use_system_allocator() -> None:
+    """Arrow allocates with the C library's malloc in this process, not its mimalloc pool.
+
+    mimalloc (Arrow's default) keeps freed memory cached: ~25 MB more per worker and ~10 MB
+    more in the crawl process at their peaks, for the small tables a crawl writes. Arrow reads
+    ``ARROW_DEFAULT_MEMORY_POOL`` once, when pyarrow is imported: before that (a worker's
+    start, ``finews crawl`` before it imports the flows) the variable is set; after it, the
+    pool is switched, which spares less (mimalloc has already reserved its first segments).
+    An ``ARROW_DEFAULT_MEMORY_POOL`` set by the user is left alone.
+    """
+    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
+        return
+    pyarrow = sys.modules.get("pyarrow")
+    if pyarrow is None:
+        os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"  # read on Arrow's first allocation
+    elif pyarrow.default_memory_pool().backend_name != "system":
+        pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+
+
 def _init_worker() -> None:
     """Runs first in each worker process, before pyarrow is imported there."""
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    use_system_allocator()
 
 
 class _InlineExecutor(Executor):
