@@ -3,6 +3,7 @@
 Usage (from the repository root; not collected by pytest)::
 
     .venv/bin/python tests/bench_crawl.py --posts 5000 [--posts 20000] [--categories 200]
+        [--prefect-server]
 
 For each size it writes a synthetic replica as static files, serves it with nginx on a free
 loopback port (a threaded Python server if nginx cannot be had, which is said in the output)
@@ -11,11 +12,18 @@ and measures, alternating, ``--repeat`` times (best taken):
 a. the naive baseline: one ``requests.Session``, the category pages (and the home page) first,
    then every post they list, ``trafilatura.bare_extraction`` per page, one Parquet file;
 b. ``finews crawl --category all --rps 0`` as a subprocess: wall time, its own ``elapsed``,
-   CPU of the process tree, peak RSS (tree sum by polling psutil; largest single process);
+   CPU of the process tree (and per kind of process), peak RSS (tree sum by polling psutil;
+   largest single process);
 c. extraction alone: CPU seconds per page of ``tasks.extraction.extract_article`` in one
    process over the pages read from disk, which gives the CPU limit of the machine;
 d. a second ``finews crawl`` into the same warehouse (nothing new): wall time and how many
    article pages it fetched.
+
+By default each ``finews crawl`` starts Prefect's temporary local server itself, so that server
+is part of the measured tree. With ``--prefect-server`` the script starts one dedicated
+``prefect server start`` (SQLite in its own PREFECT_HOME under the temporary folder, a free
+loopback port) and runs every crawl with ``PREFECT_API_URL`` pointing to it, as in
+production: the tree is then the crawl alone, and the server's RSS and CPU are reported apart.
 
 It prints a Markdown table (and ``--json PATH``) with the targets checked.
 """
@@ -77,6 +85,7 @@ TARGETS = {
 _POST_HREF = re.compile(r"""href=["']([^"'<>]+/\d{4}/\d{2}/\d{2}/[^/"'<>]+\.html)["']""")
 _PROCESS_KINDS = (
     ("bin/finews crawl", "finews crawl"),
+    ("prefect server start", "Prefect server (prefect server start)"),
     ("uvicorn", "Prefect server (uvicorn)"),
     ("spawn_main", "spawned worker"),
     ("forkserver", "forkserver"),
@@ -229,6 +238,90 @@ def serve_site(
         yield server.base_url, "python ReplicaServer (fallback)"
 
 
+# --------------------------------------------------------------------------- the Prefect server
+
+
+@dataclass
+class PrefectServer:
+    """A dedicated ``prefect server start`` (SQLite, loopback) the crawls report to."""
+
+    proc: subprocess.Popen[bytes]
+    api_url: str
+    home: Path
+
+    def env(self) -> dict[str, str]:
+        """The environment of a ``finews`` process that reports to this server."""
+        return {**_prefect_env(self.home), "PREFECT_API_URL": self.api_url}
+
+
+def _prefect_env(home: Path) -> dict[str, str]:
+    """This environment without any PREFECT_* setting but a private home (so SQLite there)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    return env
+
+
+def prefect_bin() -> str:
+    candidate = Path(sys.executable).parent / "prefect"
+    return str(candidate) if candidate.exists() else (shutil.which("prefect") or "prefect")
+
+
+def wait_for_health(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Poll ``url`` until it answers 200 (Prefect's /api/health); raise if the server died."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"prefect server exited with status {proc.returncode}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException as exc:
+            last = exc
+        time.sleep(0.2)
+    raise RuntimeError(f"prefect server did not answer {url} within {timeout:.0f} s: {last}")
+
+
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """SIGTERM to the process group started with ``proc``; SIGKILL if it does not exit."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@contextlib.contextmanager
+def prefect_server(work: Path) -> Iterator[PrefectServer]:
+    """Start ``prefect server start`` on a free loopback port with its own PREFECT_HOME (its
+    SQLite database lives there), wait for /api/health; stop it on exit."""
+    home = work / "prefect-home"
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cmd = [prefect_bin(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    print(f"starting prefect {' '.join(cmd[1:])} (PREFECT_HOME={home}) …", flush=True)
+    started = time.perf_counter()
+    with (work / "prefect-server.log").open("wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            env=_prefect_env(home),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        server = PrefectServer(proc=proc, api_url=f"http://127.0.0.1:{port}/api", home=home)
+        wait_for_health(f"{server.api_url}/health", proc, timeout=180)
+        print(f"prefect server up in {time.perf_counter() - started:.1f} s", flush=True)
+        yield server
+    finally:
+        stop_group(proc)
+
+
 # --------------------------------------------------------------------------- measurements
 
 
@@ -317,6 +410,9 @@ class Crawl:
     ended_epoch: float
     stdout: str
     rss_by_process: dict[str, float] = field(default_factory=dict)
+    cpu_by_process: dict[str, float] = field(default_factory=dict)
+    server_peak_rss_mb: float | None = None
+    server_cpu_s: float | None = None
     articles: int = 0
     fetches: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -333,7 +429,8 @@ def finews_bin() -> str:
 
 class TreeSampler:
     """Polls a process and its descendants: peak summed RSS (and PSS, which counts pages shared
-    by forked workers once), peak process count, and the largest RSS of each kind of process.
+    by forked workers once), peak process count, the largest RSS of each kind of process, and
+    each process's CPU seconds (user + system) at the last poll that saw it.
 
     A child caught between fork and exec still shows its parent's command line and all of its
     parent's (shared) pages; such a child younger than ``FORK_GRACE_S`` is not counted.
@@ -349,6 +446,7 @@ class TreeSampler:
         self.by_kind: dict[str, float] = {}
         self.count_by_kind: dict[str, int] = {}
         self._labels: dict[int, str] = {}
+        self._cpu: dict[tuple[int, float], tuple[str, float]] = {}
 
     def _label(self, args: list[str]) -> str:
         text = " ".join(args)
@@ -385,16 +483,29 @@ class TreeSampler:
                     continue
                 one = proc.memory_info().rss
                 pss += proc.memory_full_info().pss if with_pss else 0
+                times = proc.cpu_times()
             except psutil.Error:
                 continue
             rss, count = rss + one, count + 1
             label = self._label(args)
+            # keyed by (pid, start time): a reused pid is another process
+            self._cpu[(proc.pid, proc.create_time())] = (label, times.user + times.system)
             self.by_kind[label] = max(self.by_kind.get(label, 0), one / MB)
             kinds[label] = kinds.get(label, 0) + 1
         for label, number in kinds.items():
             self.count_by_kind[label] = max(self.count_by_kind.get(label, 0), number)
         self.peak_rss, self.peak_procs = max(self.peak_rss, rss), max(self.peak_procs, count)
         self.peak_pss = max(self.peak_pss, pss)
+
+    def cpu_by_kind(self) -> dict[str, float]:
+        """CPU seconds per kind of process, each process as of the last poll that saw it."""
+        out: dict[str, float] = {}
+        for label, seconds in self._cpu.values():
+            out[label] = out.get(label, 0.0) + seconds
+        return dict(sorted(out.items(), key=lambda item: -item[1]))
+
+    def cpu_total(self) -> float:
+        return sum(seconds for _, seconds in self._cpu.values())
 
 
 def run_finews(args: list[str], work: Path, name: str) -> tuple[int, str]:
@@ -416,9 +527,16 @@ def finews_sql(query: str, warehouse: Path, work: Path) -> list[dict[str, Any]]:
     return list(json.loads(out))
 
 
-def run_crawl(base: str, warehouse: Path, work: Path, name: str, concurrency: int | None) -> Crawl:
+def run_crawl(
+    base: str,
+    warehouse: Path,
+    work: Path,
+    name: str,
+    concurrency: int | None,
+    server: PrefectServer | None = None,
+) -> Crawl:
     """Run ``finews crawl`` in its own session, under ``/usr/bin/time`` when there is one;
-    poll the tree's RSS; reap it with wait4."""
+    poll the tree's RSS (and a dedicated Prefect server's, apart); reap it with wait4."""
     cmd = [finews_bin(), "crawl", "--site", base, "--category", "all"]
     cmd += ["--warehouse", str(warehouse), "--rps", "0"]
     if concurrency is not None:
@@ -429,11 +547,17 @@ def run_crawl(base: str, warehouse: Path, work: Path, name: str, concurrency: in
     timed = Path(GNU_TIME).exists()
     if timed:
         cmd = [GNU_TIME, "-f", "%M", "-o", str(rss_path), *cmd]
+    server_sampler = None
+    if server is not None and psutil is not None:
+        server_sampler = TreeSampler(server.proc.pid, skip_root=False)
+        server_sampler.poll()
+    server_cpu0 = server_sampler.cpu_total() if server_sampler else None
+    env = server.env() if server is not None else None
     cpu0 = cpu_children()
     started_epoch, started = time.time(), time.perf_counter()
     with out_path.open("wb") as out:
         proc = subprocess.Popen(
-            cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
     sampler = TreeSampler(proc.pid, skip_root=timed) if psutil is not None else None
     try:
@@ -444,6 +568,8 @@ def run_crawl(base: str, warehouse: Path, work: Path, name: str, concurrency: in
                 break
             if sampler is not None:
                 sampler.poll()
+            if server_sampler is not None:
+                server_sampler.poll()
             time.sleep(POLL_S)
     finally:
         if proc.returncode is None:  # interrupted: stop the whole tree we started
@@ -451,6 +577,8 @@ def run_crawl(base: str, warehouse: Path, work: Path, name: str, concurrency: in
                 os.killpg(proc.pid, signal.SIGTERM)
             proc.wait()
     wall = time.perf_counter() - started
+    if server_sampler is not None:
+        server_sampler.poll()
     stdout = out_path.read_text(errors="replace")
     match = _ELAPSED.search(stdout)
     max_rss_kib = float(usage.ru_maxrss)  # KiB on Linux
@@ -470,6 +598,13 @@ def run_crawl(base: str, warehouse: Path, work: Path, name: str, concurrency: in
         }
         if sampler
         else {},
+        cpu_by_process=sampler.cpu_by_kind() if sampler else {},
+        server_peak_rss_mb=server_sampler.peak_rss / MB if server_sampler else None,
+        server_cpu_s=(
+            server_sampler.cpu_total() - server_cpu0
+            if server_sampler and server_cpu0 is not None
+            else None
+        ),
         started_epoch=started_epoch,
         ended_epoch=started_epoch + wall,
         stdout=stdout,
@@ -541,7 +676,13 @@ def info_code(url: str) -> str:
     return Path(urlsplit(url).path).stem.removeprefix("NW")
 
 
-def bench_size(n: int, opts: argparse.Namespace, tmp: Path, notes: list[str]) -> dict[str, Any]:
+def bench_size(
+    n: int,
+    opts: argparse.Namespace,
+    tmp: Path,
+    notes: list[str],
+    server: PrefectServer | None = None,
+) -> dict[str, Any]:
     """Every measurement for ``n`` posts; one row of the report."""
     print(f"\n== {n} posts, {opts.categories} categories ==", flush=True)
     clock = time.perf_counter()
@@ -567,8 +708,8 @@ def bench_size(n: int, opts: argparse.Namespace, tmp: Path, notes: list[str]) ->
     noops: list[Crawl] = []
     costs: list[ExtractCost] = []
     served = serve_site(lambda: render_site(posts), root, tmp / f"nginx-{n}", opts.server, notes)
-    with served as (base, server):
-        print(f"serving {root} on {base} with {server}", flush=True)
+    with served as (base, site_server):
+        print(f"serving {root} on {base} with {site_server}", flush=True)
         pages: list[Any] = []
         for rep in range(opts.repeat):
             work = tmp / f"work-{n}-{rep}"
@@ -581,7 +722,7 @@ def bench_size(n: int, opts: argparse.Namespace, tmp: Path, notes: list[str]) ->
                 flush=True,
             )
             warehouse = work / "warehouse"
-            b = run_crawl(base, warehouse, work, "crawl", opts.concurrency)
+            b = run_crawl(base, warehouse, work, "crawl", opts.concurrency, server)
             if b.exit_code not in (0, 1):
                 tail = "\n".join(b.stdout.strip().splitlines()[-15:])
                 raise RuntimeError(f"finews crawl crashed (exit {b.exit_code}):\n{tail}")
@@ -592,10 +733,16 @@ def bench_size(n: int, opts: argparse.Namespace, tmp: Path, notes: list[str]) ->
                 f"[{rep}] (b) finews crawl: exit {b.exit_code}, {b.articles} articles, wall "
                 f"{b.wall_s:.1f} s, elapsed {b.elapsed_s} s, cpu {b.cpu_s:.1f} s, peak tree RSS "
                 f"{_num(b.peak_tree_rss_mb, 0)} MB (PSS {_num(b.peak_tree_pss_mb, 0)} MB, "
-                f"{b.peak_procs} procs), max process {b.max_proc_rss_mb:.0f} MB",
+                f"{b.peak_procs} procs), max process {b.max_proc_rss_mb:.0f} MB"
+                + (
+                    f"; Prefect server (apart): peak RSS {_num(b.server_peak_rss_mb, 0)} MB, "
+                    f"CPU {_num(b.server_cpu_s)} s"
+                    if server is not None
+                    else ""
+                ),
                 flush=True,
             )
-            d = run_crawl(base, warehouse, work, "noop", opts.concurrency)
+            d = run_crawl(base, warehouse, work, "noop", opts.concurrency, server)
             d.fetches = last_run_fetches(warehouse, work)
             noops.append(d)
             print(
@@ -617,7 +764,9 @@ def bench_size(n: int, opts: argparse.Namespace, tmp: Path, notes: list[str]) ->
         expected = len({info_code(u) for u in urls})
     if not opts.keep:
         shutil.rmtree(root, ignore_errors=True)
-    return summarise(n, server, naive, crawls, noops, costs, expected)
+    row = summarise(n, site_server, naive, crawls, noops, costs, expected)
+    row["prefect"] = "dedicated server" if server is not None else "temporary (in finews)"
+    return row
 
 
 def _kinds(fetches: dict[str, dict[str, float]]) -> str:
@@ -691,6 +840,13 @@ def summarise(
         "peak_tree_pss_mb": max(pss) if pss else None,
         "max_proc_rss_mb": max(r.max_proc_rss_mb for r in crawls),
         "rss_by_process_mb": max(crawls, key=lambda r: r.peak_tree_rss_mb or 0).rss_by_process,
+        "cpu_by_process_s": b.cpu_by_process,
+        "server_peak_rss_mb": max(
+            (r.server_peak_rss_mb for r in crawls if r.server_peak_rss_mb is not None),
+            default=None,
+        ),
+        "server_cpu_s": b.server_cpu_s,
+        "noop_server_cpu_s": d.server_cpu_s,
         "peak_procs": max((r.peak_procs or 0) for r in crawls) or None,
         "crawl_fetches": b.fetches,
         "crawl_phases": phases(b),
@@ -720,6 +876,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     """One row per size; 'wall / own' pairs are process wall time and the crawl's ``elapsed``."""
     head = [
         "posts",
+        "Prefect (server RSS MB)",
         "(a) naive art/s",
         "(b) finews art/s wall / own",
         "b÷a wall / own",
@@ -734,6 +891,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         cells = [
             f"{r['posts']:,} ({r['naive_extracted']:,} pages / {r['crawl_articles']:,} art.)",
+            _prefect_cell(r),
             f"{r['naive_rate']:.0f}",
             f"{r['crawl_rate_wall']:.0f} / {_num(r['crawl_rate_elapsed'], 0)}",
             f"{r['ratio_wall']:.2f} / {_num(r['ratio_elapsed'], 2)}",
@@ -749,6 +907,13 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _prefect_cell(r: dict[str, Any]) -> str:
+    """Which Prefect API the crawls used; a dedicated server's RSS is not in the tree."""
+    if r.get("prefect") == "dedicated server":
+        return f"dedicated server, not in tree ({_num(r.get('server_peak_rss_mb'), 0)})"
+    return "temporary, in tree"
 
 
 def details(rows: list[dict[str, Any]]) -> str:
@@ -779,6 +944,18 @@ def details(rows: list[dict[str, Any]]) -> str:
             out.append(
                 "  - largest RSS of one process of each kind (MB; ×N = most at once): "
                 + "; ".join(f"{k} {v:.0f}" for k, v in r["rss_by_process_mb"].items())
+            )
+        if r.get("cpu_by_process_s"):
+            out.append(
+                "  - CPU seconds by kind of process (user + system, each process at its last "
+                "poll): " + "; ".join(f"{k} {v:.1f}" for k, v in r["cpu_by_process_s"].items())
+            )
+        if r.get("prefect") == "dedicated server":
+            out.append(
+                f"  - dedicated Prefect server (not in the tree): peak RSS "
+                f"{_num(r.get('server_peak_rss_mb'), 0)} MB, CPU during the full run "
+                f"{_num(r.get('server_cpu_s'))} s, during the no-op run "
+                f"{_num(r.get('noop_server_cpu_s'))} s"
             )
         out.append(
             f"  - no-op run: wall {r['noop_wall_s']:.1f} s, own {_num(r['noop_elapsed_s'])} s, "
@@ -859,6 +1036,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="runs of each measurement")
     parser.add_argument("--concurrency", type=int, help="passed to finews crawl")
     parser.add_argument("--server", choices=["auto", "nginx", "python"], default="auto")
+    parser.add_argument(
+        "--prefect-server",
+        action="store_true",
+        help="run the crawls against a dedicated `prefect server start` (started and stopped "
+        "here) instead of each finews process's temporary server",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     opts = parser.parse_args(argv)
@@ -873,8 +1056,10 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     rows: list[dict[str, Any]] = []
     try:
-        for n in opts.posts:
-            rows.append(bench_size(n, opts, tmp, notes))
+        with contextlib.ExitStack() as stack:
+            server = stack.enter_context(prefect_server(tmp)) if opts.prefect_server else None
+            for n in opts.posts:
+                rows.append(bench_size(n, opts, tmp, notes, server))
     except KeyboardInterrupt:
         print("\ninterrupted; servers and crawls stopped", file=sys.stderr)
         return 130
@@ -885,8 +1070,15 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     servers = sorted({r["server"] for r in rows})
     load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    mode = (
+        "Prefect: a dedicated `prefect server start` (SQLite), started by the script; the crawls "
+        "report to it (PREFECT_API_URL), so the tree is the crawl alone"
+        if opts.prefect_server
+        else "Prefect: each finews process starts its own temporary server (in the tree)"
+    )
     header = (
-        f"os.cpu_count() = {os.cpu_count()}; server: {', '.join(servers)}; finews concurrency: "
+        f"{mode}; os.cpu_count() = {os.cpu_count()}; server: {', '.join(servers)}; "
+        f"finews concurrency: "
         f"{opts.concurrency or 'default'}; {opts.categories} categories; best of {opts.repeat}; "
         f"load average at start {load_start}, at end {load}"
     )
@@ -899,8 +1091,13 @@ def main(argv: list[str] | None = None) -> int:
         "",
         markdown(rows),
         "",
-        "wall = the finews process from start to exit (includes the temporary Prefect server); "
-        "own = the crawl's own `elapsed` from its summary.",
+        "wall = the finews process from start to exit"
+        + (
+            " (connects to the dedicated Prefect server)"
+            if opts.prefect_server
+            else " (includes starting and stopping the temporary Prefect server)"
+        )
+        + "; own = the crawl's own `elapsed` from its summary.",
         "",
         details(rows),
         "",
@@ -916,6 +1113,7 @@ def main(argv: list[str] | None = None) -> int:
             "servers": servers,
             "notes": notes,
             "concurrency": opts.concurrency,
+            "prefect_server": opts.prefect_server,
             "categories": opts.categories,
             "seed": opts.seed,
             "repeat": opts.repeat,
