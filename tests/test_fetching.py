@@ -641,11 +641,21 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Proxy]:
-    """A running proxy, and an environment without any other proxy or netrc setting."""
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy, netrc or CA bundle setting from the environment the tests run in."""
     for name in list(os.environ):
-        if name.lower().endswith("_proxy") or name in ("NETRC", "REQUEST_METHOD"):
+        if name.lower().endswith("_proxy") or name in (
+            "NETRC",
+            "REQUEST_METHOD",
+            "REQUESTS_CA_BUNDLE",
+            "CURL_CA_BUNDLE",
+        ):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def proxy(clean_env: None) -> Iterator[_Proxy]:
+    """A running proxy (the environment names none yet)."""
     srv = _Proxy()
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True
@@ -717,3 +727,71 @@ def test_netrc_credentials_and_cookies_are_sent(
     assert "Cookie: visit=abc" in after
     assert "User-Agent: finews/" in after
     assert "Accept-Encoding: gzip" in after
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by itself, and its key (PEM files)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_ca_bundle_from_the_environment_is_used(
+    clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """REQUESTS_CA_BUNDLE decides which certificates are trusted; verification stays on."""
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv = _Server()
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    url = f"https://{srv.netloc}/ok"
+    try:
+        with _fetcher(srv, retries=0) as fetcher:
+            untrusted = fetcher.fetch(url)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        with _fetcher(srv, retries=0) as fetcher:
+            trusted = fetcher.fetch(url)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=5)
+    assert untrusted.error is not None and untrusted.error.startswith("tls error")
+    assert trusted.ok and trusted.content == PAGE_BYTES
