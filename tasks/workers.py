@@ -144,11 +144,11 @@ _lock = threading.Lock()
 def extraction_workers(requested: int) -> int:
     """0 means one worker per core.
 
-    Not one more: since fetching costs little CPU (a batch waits on the network only briefly,
-    and other batches' threads keep the pool's queue full), a spare worker found no idle core
-    to use. On the 2-core development machine, crawling 5,000 posts from nginx on loopback
-    (``tests/bench_crawl.py``, run alternately), 2 workers took 6.7 and 9.3 s of own time
-    against 9.8 and 11.6 s for 3, with ~90 MB less peak memory.
+    Not one more: fetching costs little CPU and other batches' threads keep the pool's queue
+    full, so a spare worker finds no idle core, only adds memory. On the 2-core development
+    machine, ``tests/bench_crawl.py --posts 5000 --prefect-server`` (nginx on loopback, two
+    runs each): 2 workers 5.4 and 5.6 s of the crawl's own time, peak tree RSS 392-395 MB;
+    3 workers 5.9 and 6.1 s, 476-489 MB.
     """
     return requested if requested > 0 else os.cpu_count() or 1
 
