@@ -64,11 +64,43 @@ def open_state(root: Path) -> duckdb.DuckDBPyConnection:
     return connection
 
 
-def load_known(root: Path) -> Known:
+STATE_DAYS = 14  # the site keeps ~3 days of posts: older ids are never listed again
+
+
+def recent_files(root: Path, table: str, days: int = STATE_DAYS) -> list[Path]:
+    """Data files of the ``dt`` partitions within ``days`` of the newest one (and ``unknown``).
+
+    The crawl state only has to recognise posts the site can still list, so it reads these,
+    not the whole history: its memory follows the site's window, not the warehouse's age.
+    """
+    folders = sorted((root / table).glob("dt=*"))
+    dated = [folder for folder in folders if folder.name != "dt=unknown"]
+    keep = [folder for folder in folders if folder.name == "dt=unknown"]
+    if dated:
+        try:
+            newest = dt.date.fromisoformat(dated[-1].name.removeprefix("dt="))
+        except ValueError:
+            keep += dated
+        else:
+            cutoff = (newest - dt.timedelta(days=days)).isoformat()
+            keep += [folder for folder in dated if folder.name.removeprefix("dt=") >= cutoff]
+    return sorted(path for folder in keep for path in folder.glob("part-*.parquet"))
+
+
+def _files_sql(root: Path, table: str, days: int) -> str:
+    paths = [root / table / "_schema.parquet", *recent_files(root, table, days)]
+    listed = ", ".join("'" + str(path).replace("'", "''") + "'" for path in paths)
+    return f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
+
+
+def load_known(root: Path, *, days: int = STATE_DAYS) -> Known:
+    """The crawl state: articles and sightings of the recent partitions, listings, retries."""
     known = Known()
+    root = root.resolve()
     with open_state(root) as connection:
+        articles = _files_sql(root, "articles", days)
         rows = connection.execute(
-            "SELECT info_code, url, any_value(category_page) FROM article_versions "
+            f"SELECT info_code, url, any_value(category_page) FROM {articles} "
             "GROUP BY info_code, url"
         ).fetchall()
         for info_code, url, category_page in rows:
@@ -78,8 +110,9 @@ def load_known(root: Path) -> Known:
                 known.category_pages[url] = category_page
         known.categorised = set(
             connection.execute(
-                "SELECT DISTINCT info_code, category FROM sightings WHERE category IS NOT NULL "
-                "UNION SELECT DISTINCT info_code, unnest(categories) FROM article_versions"
+                f"SELECT DISTINCT info_code, category FROM {_files_sql(root, 'sightings', days)} "
+                f"WHERE category IS NOT NULL "
+                f"UNION SELECT DISTINCT info_code, unnest(categories) FROM {articles}"
             ).fetchall()
         )
         for row in connection.execute(
