@@ -287,7 +287,7 @@ def serve(
 @warehouse_option
 @config_option
 def compact(warehouse: Path | None, config: Path | None) -> None:
-    """Merge small Parquet files per partition (one compaction at a time)."""
+    """Merge small Parquet files per partition and rebuild the current snapshot of articles."""
     settings = _load(config, warehouse=warehouse)
     _quiet_prefect()
     from flows.maintenance import compact as compact_flow

@@ -60,7 +60,7 @@ def build_deployments(
             schedules=[Cron(compact_cron, timezone=TIMEZONE)],
             parameters={k: v for k, v in common.items() if k in ("warehouse", "config_file")},
             concurrency_limit=_one_at_a_time(ConcurrencyLimitStrategy.CANCEL_NEW),
-            description="Merge small Parquet files per partition.",
+            description="Merge small Parquet files per partition; rebuild the articles snapshot.",
             tags=["finews"],
         ),
     ]
