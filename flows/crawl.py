@@ -38,7 +38,7 @@ from tasks.steps import (
     reextract_task,
     refresh_catalog_task,
 )
-from tasks.workers import use_system_allocator
+from tasks.workers import use_system_allocator, workers_in_use
 from warehouse.landing import Lander
 from warehouse.rawstore import iter_raw_pages
 from warehouse.rows import listing_state_rows
@@ -192,15 +192,16 @@ class CrawlRun:
         self.prepare()
         if self.report.flow == "backfill":
             self._progress = start_progress()
-        self._retry_pending()
-        pages = self._first_pages()
-        rounds = 0
-        while pages:
-            refs = self._list(pages, optional=rounds > 0)
-            self._land_articles(self._select(refs))
-            rounds += 1
-            more = self.settings.all_categories and (self.full or rounds == 1)
-            pages = self._next_pages(refs) if more else []
+        with workers_in_use():
+            self._retry_pending()
+            pages = self._first_pages()
+            rounds = 0
+            while pages:
+                refs = self._list(pages, optional=rounds > 0)
+                self._land_articles(self._select(refs))
+                rounds += 1
+                more = self.settings.all_categories and (self.full or rounds == 1)
+                pages = self._next_pages(refs) if more else []
         return self._finish()
 
     def reextract(self) -> RunReport:
@@ -215,8 +216,13 @@ class CrawlRun:
             batch_size=self.settings.batch_size,
         )
         current = self._current_hashes()
-        done = 0
         total = max(1, batches.total)
+        with workers_in_use():
+            self._reextract_batches(batches, current, total)
+        return self._finish()
+
+    def _reextract_batches(self, batches: Any, current: dict[str, str], total: int) -> None:
+        done = 0
         for chunk in batches:
             batch: ArticleBatch = reextract_task(self.settings, chunk)
             changed = [a for a in batch.articles if current.get(a.info_code) != a.content_hash]
@@ -226,7 +232,6 @@ class CrawlRun:
             self._count_failures(batch.failures)
             done += len(chunk)
             publish_progress(self._progress, 100 * done / total)
-        return self._finish()
 
     def _current_hashes(self) -> dict[str, str]:
         from warehouse.state import open_state

@@ -23,8 +23,9 @@ import multiprocessing
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -139,6 +140,7 @@ class _InlineExecutor(Executor):
 
 _pools: dict[int, Executor] = {}
 _lock = threading.Lock()
+_users = 0
 
 
 def extraction_workers(requested: int) -> int:
@@ -174,6 +176,28 @@ def discard_pool(requested: int) -> None:
         pool = _pools.pop(extraction_workers(requested), None)
     if pool is not None:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+@contextmanager
+def workers_in_use() -> Iterator[None]:
+    """Keep the pools while a run fetches; the last run to stop using them shuts them down.
+
+    So a run's worker memory ends with its batches (before the catalog refresh), and an idle
+    ``finews serve`` process holds no worker processes between scheduled runs.
+    """
+    global _users
+    with _lock:
+        _users += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _users -= 1
+            idle = list(_pools.values()) if _users == 0 else []
+            if idle:
+                _pools.clear()
+        for pool in idle:
+            pool.shutdown(wait=True)
 
 
 @atexit.register
