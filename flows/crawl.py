@@ -38,7 +38,7 @@ from tasks.steps import (
     reextract_task,
     refresh_catalog_task,
 )
-from tasks.workers import use_system_allocator, workers_in_use
+from tasks.workers import release_memory, use_system_allocator, workers_in_use
 from warehouse.landing import Lander
 from warehouse.rawstore import iter_raw_pages
 from warehouse.rows import listing_state_rows
@@ -102,6 +102,9 @@ class RunReport:
         data["started_at"] = self.started_at.isoformat()
         data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
         return data
+
+
+LISTING_BATCH = 10
 
 
 def _bounded(
@@ -295,16 +298,21 @@ class CrawlRun:
         pages = [page for page in pages if page[0] not in self.listed]
         self.listed.update(page[0] for page in pages)
         categories = {url: category for url, _, category in pages}
-        chunks = _chunks(pages, self.settings.batch_size, self.settings.concurrency)
+        # Listing pages are big (a category page is ~0.25 MB): small batches, a bounded number
+        # in flight, each dropped once read, so a full listing never sits in memory at once.
+        chunks = _chunks(pages, LISTING_BATCH, self.settings.concurrency)
         validators = self._validators(pages)
-        futures = [
-            list_pages_task.submit(self.settings, chunk, optional=optional, validators=validators)
-            for chunk in chunks
-        ]
+
+        def submit(_: int, chunk: list[Page]) -> PrefectFuture[Any]:
+            return list_pages_task.submit(
+                self.settings, chunk, optional=optional, validators=validators
+            )
+
         refs: list[ArticleRef] = []
         self._home_groups = []
-        for future, chunk in self._completed(futures, chunks):
+        for future, chunk in _bounded(chunks, submit, self.settings.concurrency):
             batch: ListingBatch | None = self._result(future, chunk, stage="listing")
+            release_memory()  # the previous pages' buffers, freed on the task threads' heaps
             if batch is None:
                 continue
             self.lander.fetches(batch.fetches)
@@ -323,7 +331,13 @@ class CrawlRun:
                             result.text(), result.final_url, self.settings.site
                         )
             refs.extend(batch.refs)
+            self._note_sightings(batch.refs)  # landed per batch: no run-sized row list
         self.report.refs_seen += len(refs)
+        release_memory()
+        return refs
+
+    def _note_sightings(self, refs: Iterable[ArticleRef]) -> None:
+        """Remember each post's categories for this run; land the (post, category) pairs new."""
         new_sightings = []
         for ref in refs:
             if slug_from_category_url(ref.listed_on):
@@ -332,7 +346,6 @@ class CrawlRun:
                     self.known.categorised.add((ref.info_code, ref.category))
                     new_sightings.append(ref)
         self.lander.sightings(new_sightings)
-        return refs
 
     def _select(self, refs: list[ArticleRef], *, retry: bool = False) -> list[ArticleRef]:
         """Dedupe within the run and against the warehouse, before fetching anything."""
@@ -428,13 +441,6 @@ class CrawlRun:
             if page is not None:
                 pages.setdefault(page[0], page)
         return [page for url, page in pages.items() if url not in self.listed]
-
-    def _completed(
-        self, futures: list[PrefectFuture[Any]], chunks: list[Any]
-    ) -> Iterator[tuple[PrefectFuture[Any], Any]]:
-        by_future = {id(future): chunk for future, chunk in zip(futures, chunks, strict=True)}
-        for future in as_completed(futures):
-            yield future, by_future[id(future)]
 
     def _result(self, future: PrefectFuture[Any], chunk: list[Any], *, stage: str) -> Any:
         """A crashed batch task becomes one failure per item, never a lost run."""
