@@ -156,7 +156,10 @@ def ensure_nginx() -> str | None:
 
 
 def wait_until_serving(url: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
-    """Poll ``url`` until it answers 200; raise if the server died or never answered."""
+    """Poll ``url`` until it answers 200; raise if the server died or never answered.
+
+    Used for nginx, the fallback server and Prefect's ``/api/health``.
+    """
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -266,22 +269,6 @@ def prefect_bin() -> str:
     return str(candidate) if candidate.exists() else (shutil.which("prefect") or "prefect")
 
 
-def wait_for_health(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """Poll ``url`` until it answers 200 (Prefect's /api/health); raise if the server died."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prefect server exited with status {proc.returncode}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException as exc:
-            last = exc
-        time.sleep(0.2)
-    raise RuntimeError(f"prefect server did not answer {url} within {timeout:.0f} s: {last}")
-
-
 def stop_group(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
     """SIGTERM to the process group started with ``proc``; SIGKILL if it does not exit."""
     if proc.poll() is None:
@@ -315,7 +302,7 @@ def prefect_server(work: Path) -> Iterator[PrefectServer]:
         )
     try:
         server = PrefectServer(proc=proc, api_url=f"http://127.0.0.1:{port}/api", home=home)
-        wait_for_health(f"{server.api_url}/health", proc, timeout=180)
+        wait_until_serving(f"{server.api_url}/health", proc, timeout=180)
         print(f"prefect server up in {time.perf_counter() - started:.1f} s", flush=True)
         yield server
     finally:
