@@ -28,7 +28,8 @@ retries = 2
 backoff_base = 0.05
 backoff_max = 1.0
 """
-RPS = "25"  # shared by the three processes: keeps each run's fetching long enough to overlap
+RPS = "12"  # shared by the three processes: keeps each run's fetching long enough to overlap,
+# whatever the jitter of three temporary Prefect servers starting at once
 TIMEOUT_S = 300
 
 
