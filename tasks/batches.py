@@ -223,26 +223,16 @@ def fetch_extract_land(
     tag: str,
     categories: Mapping[str, Sequence[str]],
 ) -> LandedBatch:
-    """Fetch, extract and land a batch on a worker process, using every core.
+    """Fetch and extract a batch on a worker process (every core), then land it from here.
 
-    The worker writes the batch's Parquet files itself, so bodies and raw pages never travel
-    back to (or accumulate in) the orchestrating process. A worker that dies (killed, out of
-    memory) fails this batch only; the pool is rebuilt.
+    Workers stay lean: they never import pyarrow (~30 MB each), and the batch's bodies and
+    raw pages come back once, are written as soon as they arrive and are dropped, so the
+    orchestrating process holds a few batches at most, never the crawl. A worker that dies
+    (killed, out of memory) fails this batch only; the pool is rebuilt.
     """
-    args = (WorkerSettings.of(settings), list(refs), run_id, tag, dict(categories))
-    return _on_worker(settings, _fetch_extract_land, *args)
-
-
-def _fetch_extract_land(
-    settings: WorkerSettings,
-    refs: Sequence[ArticleRef],
-    run_id: str,
-    tag: str,
-    categories: Mapping[str, Sequence[str]],
-) -> LandedBatch:
     from warehouse.landing import Lander
 
-    batch = fetch_and_extract(settings, refs)
+    batch = _on_worker(settings, fetch_and_extract, WorkerSettings.of(settings), list(refs))
     Lander(settings.warehouse, run_id, tag).batch(batch, categories)
     return LandedBatch(
         info_codes=tuple(article.info_code for article in batch.articles),

@@ -49,25 +49,27 @@ def test_no_module_named_after_a_library() -> None:
     assert clashes == []
 
 
-HEAVY_FOR_WORKERS = {"prefect", "pydantic", "pydantic_settings", "duckdb", "pandas"}
+HEAVY_FOR_WORKERS = {"prefect", "pydantic", "pydantic_settings", "duckdb", "pandas", "pyarrow"}
 
 
-def _batch_then_modules(settings: object) -> list[str]:
-    """On a worker: land an empty batch the way a crawl does, then list heavy imports."""
+def _batch_then_modules(settings: object, refs: list[object]) -> list[str]:
+    """On a worker: run a batch the way a crawl does, then list heavy imports."""
     import sys
 
     import flows.cli  # noqa: F401  (spawn re-imports the `finews` script's module in workers)
-    from tasks.batches import _fetch_extract_land
+    from tasks.batches import fetch_and_extract
 
-    _fetch_extract_land(settings, [], "run", "b00000", {})  # type: ignore[arg-type]
+    batch = fetch_and_extract(settings, refs)  # type: ignore[arg-type]
+    assert len(batch.failures) == len(refs) == 1  # the fetch path ran (nothing listens there)
     return sorted({name.split(".")[0] for name in sys.modules} & HEAVY_FOR_WORKERS)
 
 
-def test_worker_processes_import_no_prefect_pydantic_or_duckdb(tmp_path: Path) -> None:
+def test_worker_processes_import_no_prefect_pydantic_duckdb_or_pyarrow(tmp_path: Path) -> None:
     """Each extraction worker holds only what a batch needs (memory: several run at once)."""
     import pickle
 
     from tasks.batches import WorkerSettings
+    from tasks.records import ArticleRef
     from tasks.settings import load_settings
     from tasks.workers import extraction_pool, run_on_worker
 
@@ -77,5 +79,12 @@ def test_worker_processes_import_no_prefect_pydantic_or_duckdb(tmp_path: Path) -
     plain = WorkerSettings.of(settings)
     assert b"pydantic" not in pickle.dumps(plain)
     assert b"tasks.settings" not in pickle.dumps(plain)
-    future = extraction_pool(2).submit(run_on_worker, _batch_then_modules, plain)
+    ref = ArticleRef(
+        url="http://127.0.0.1:9/2026/11/26/x/NW1.html",
+        info_code="1",
+        info_code_raw="NW1",
+        category="x",
+        listed_on="http://127.0.0.1:9/category/x/",
+    )
+    future = extraction_pool(2).submit(run_on_worker, _batch_then_modules, plain, [ref])
     assert future.result(timeout=120) == []
