@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from flows.reports import publish_progress, publish_report, start_progress
 from tasks.batches import check_site
@@ -227,7 +228,7 @@ class CrawlRun:
     def _reextract_batches(self, batches: Any, current: dict[str, str], total: int) -> None:
         done = 0
         for chunk in batches:
-            batch: ArticleBatch = reextract_task(self.settings, chunk)
+            batch: ArticleBatch = reextract_task(quote(self.settings), quote(chunk))
             changed = [a for a in batch.articles if current.get(a.info_code) != a.content_hash]
             self.report.new_versions += len(changed)
             self.report.unchanged += len(batch.articles) - len(changed)
@@ -305,7 +306,7 @@ class CrawlRun:
 
         def submit(_: int, chunk: list[Page]) -> PrefectFuture[Any]:
             return list_pages_task.submit(
-                self.settings, chunk, optional=optional, validators=validators
+                quote(self.settings), quote(chunk), optional=optional, validators=quote(validators)
             )
 
         refs: list[ArticleRef] = []
@@ -352,8 +353,9 @@ class CrawlRun:
         unique, _ = dedupe_refs(refs)
         selected = []
         out_of_range = 0
+        bounded = self.since is not None or self.until is not None
         for ref in unique:
-            day = post_date(ref.url)
+            day = post_date(ref.url) if bounded else None
             if (self.since and day and day < self.since) or (
                 self.until and day and day > self.until
             ):
@@ -382,7 +384,11 @@ class CrawlRun:
                 ref.info_code: sorted(self.run_categories.get(ref.info_code, ())) for ref in chunk
             }
             return fetch_extract_land_task.submit(
-                self.settings, chunk, self.report.run_id, f"b{next(self._batches):05d}", categories
+                quote(self.settings),
+                quote(chunk),
+                self.report.run_id,
+                f"b{next(self._batches):05d}",
+                quote(categories),
             )
 
         window = 2 * self.settings.concurrency

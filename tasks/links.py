@@ -8,6 +8,7 @@ else (other hosts, ``javascript:``, ``data:``, ``file:``) is not ours and is nev
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
@@ -63,7 +64,10 @@ def is_post_url(url: str) -> bool:
     return post_categories(url) is not None
 
 
+@functools.lru_cache(maxsize=4096)
 def slug_from_category_url(url: str) -> str | None:
+    """The slug of a category page URL, or None. Cached: a run asks it of a few hundred
+    listing-page URLs, once per reference found on them (tens of thousands of calls)."""
     match = _CATEGORY_PATH.match(url_path(url))
     return unquote(match.group("slug")) if match else None
 

@@ -2,17 +2,15 @@
 
 Extraction is CPU-bound Python (lxml + trafilatura) and so is much of HTTP handling, so threads
 would share one core. Each worker process fetches its batch (its own connection pool; the
-per-host rate limit is shared through the warehouse) and extracts it; Articles come back.
-Workers are spawned (not forked: the parent runs threads and event loops) and kept for the
-process's life.
+per-host rate limit is shared through the warehouse) and extracts it; Articles and raw pages
+come back and are landed by the caller. Workers are spawned (not forked: the parent runs
+threads and event loops) and live while a run uses them.
 
 Workers are kept lean, as a crawl runs several of them: they import only what a batch needs
-(no Prefect, pydantic or DuckDB: batches arrive with plain-data settings, and the console
-script they re-import imports nothing heavy); Arrow allocates through the system allocator
-(see :func:`use_system_allocator`); and after each batch the memory the batch used is handed
-back to the OS (Arrow's unused pool memory, glibc's ``malloc_trim``), so an idle worker sits
-at its import footprint.
-"""
+(no Prefect, pydantic, DuckDB or pyarrow: batches arrive with plain-data settings, the console
+script they re-import imports nothing heavy, and Parquet is written by the caller); after each
+batch the memory it used is handed back to the OS (glibc's ``malloc_trim``), so an idle worker
+sits at its import footprint."""
 
 from __future__ import annotations
 
@@ -105,10 +103,10 @@ def run_on_worker(fn: Callable[..., T], *args: Any) -> T:
 def use_system_allocator() -> None:
     """Arrow allocates with the C library's malloc in this process, not its mimalloc pool.
 
-    mimalloc (Arrow's default) keeps freed memory cached: ~25 MB more per worker and ~10 MB
-    more in the crawl process at their peaks, for the small tables a crawl writes. Arrow reads
-    ``ARROW_DEFAULT_MEMORY_POOL`` once, when pyarrow is imported: before that (a worker's
-    start, ``finews crawl`` before it imports the flows) the variable is set; after it, the
+    mimalloc (Arrow's default) keeps freed memory cached: measured ~25 MB more per process
+    that landed batches, for the small tables a crawl writes. Arrow reads
+    ``ARROW_DEFAULT_MEMORY_POOL`` once, when pyarrow is imported: before that (``finews
+    crawl`` before it imports the flows) the variable is set; after it, the
     pool is switched, which spares less (mimalloc has already reserved its first segments).
     An ``ARROW_DEFAULT_MEMORY_POOL`` set by the user is left alone.
     """
@@ -119,11 +117,6 @@ def use_system_allocator() -> None:
         os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"  # read on Arrow's first allocation
     elif pyarrow.default_memory_pool().backend_name != "system":
         pyarrow.set_memory_pool(pyarrow.system_memory_pool())
-
-
-def _init_worker() -> None:
-    """Runs first in each worker process, before pyarrow is imported there."""
-    use_system_allocator()
 
 
 class _InlineExecutor(Executor):
@@ -164,9 +157,7 @@ def extraction_pool(requested: int) -> Executor:
                 _pools[workers] = _InlineExecutor()
             else:
                 context = multiprocessing.get_context("spawn")
-                _pools[workers] = ProcessPoolExecutor(
-                    max_workers=workers, mp_context=context, initializer=_init_worker
-                )
+                _pools[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=context)
         return _pools[workers]
 
 
