@@ -215,7 +215,8 @@ def serve_site(
     choice: str,
     notes: list[str],
 ) -> Iterator[tuple[str, str]]:
-    """nginx when possible, else ``replica.server.ReplicaServer``; yields (base URL, name)."""
+    """nginx when possible, else ``replica.server.ReplicaServer``; yields (base URL, name,
+    pid of the nginx master, or None for the in-process fallback)."""
     reason = "--server python" if choice == "python" else ensure_nginx()
     if reason is None:
         try:
@@ -227,7 +228,7 @@ def serve_site(
                 version = subprocess.run(
                     [NGINX, "-v"], capture_output=True, text=True, check=False
                 ).stderr.strip()
-                yield base, version.removeprefix("nginx version: ") + " (2 workers)"
+                yield base, version.removeprefix("nginx version: ") + " (2 workers)", proc.pid
             finally:
                 stop_nginx(proc)
             return
@@ -238,7 +239,7 @@ def serve_site(
     notes.append(note)
     with ReplicaServer(make_site()) as server:
         wait_until_serving(server.base_url + "/", None, timeout=15)
-        yield server.base_url, "python ReplicaServer (fallback)"
+        yield server.base_url, "python ReplicaServer (fallback)", None
 
 
 # --------------------------------------------------------------------------- the Prefect server
@@ -400,6 +401,7 @@ class Crawl:
     cpu_by_process: dict[str, float] = field(default_factory=dict)
     server_peak_rss_mb: float | None = None
     server_cpu_s: float | None = None
+    web_cpu_s: float | None = None
     articles: int = 0
     fetches: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -521,6 +523,7 @@ def run_crawl(
     name: str,
     concurrency: int | None,
     server: PrefectServer | None = None,
+    web_pid: int | None = None,
 ) -> Crawl:
     """Run ``finews crawl`` in its own session, under ``/usr/bin/time`` when there is one;
     poll the tree's RSS (and a dedicated Prefect server's, apart); reap it with wait4."""
@@ -539,6 +542,11 @@ def run_crawl(
         server_sampler = TreeSampler(server.proc.pid, skip_root=False)
         server_sampler.poll()
     server_cpu0 = server_sampler.cpu_total() if server_sampler else None
+    web_sampler = None  # nginx serves on the same cores: its CPU is part of the budget
+    if web_pid is not None and psutil is not None:
+        web_sampler = TreeSampler(web_pid, skip_root=False)
+        web_sampler.poll()
+    web_cpu0 = web_sampler.cpu_total() if web_sampler else None
     env = server.env() if server is not None else None
     cpu0 = cpu_children()
     started_epoch, started = time.time(), time.perf_counter()
@@ -566,6 +574,8 @@ def run_crawl(
     wall = time.perf_counter() - started
     if server_sampler is not None:
         server_sampler.poll()
+    if web_sampler is not None:
+        web_sampler.poll()
     stdout = out_path.read_text(errors="replace")
     match = _ELAPSED.search(stdout)
     max_rss_kib = float(usage.ru_maxrss)  # KiB on Linux
@@ -591,6 +601,9 @@ def run_crawl(
             server_sampler.cpu_total() - server_cpu0
             if server_sampler and server_cpu0 is not None
             else None
+        ),
+        web_cpu_s=(
+            web_sampler.cpu_total() - web_cpu0 if web_sampler and web_cpu0 is not None else None
         ),
         started_epoch=started_epoch,
         ended_epoch=started_epoch + wall,
@@ -695,7 +708,7 @@ def bench_size(
     noops: list[Crawl] = []
     costs: list[ExtractCost] = []
     served = serve_site(lambda: render_site(posts), root, tmp / f"nginx-{n}", opts.server, notes)
-    with served as (base, site_server):
+    with served as (base, site_server, web_pid):
         print(f"serving {root} on {base} with {site_server}", flush=True)
         pages: list[Any] = []
         for rep in range(opts.repeat):
@@ -709,7 +722,7 @@ def bench_size(
                 flush=True,
             )
             warehouse = work / "warehouse"
-            b = run_crawl(base, warehouse, work, "crawl", opts.concurrency, server)
+            b = run_crawl(base, warehouse, work, "crawl", opts.concurrency, server, web_pid)
             if b.exit_code not in (0, 1):
                 tail = "\n".join(b.stdout.strip().splitlines()[-15:])
                 raise RuntimeError(f"finews crawl crashed (exit {b.exit_code}):\n{tail}")
@@ -729,7 +742,7 @@ def bench_size(
                 ),
                 flush=True,
             )
-            d = run_crawl(base, warehouse, work, "noop", opts.concurrency, server)
+            d = run_crawl(base, warehouse, work, "noop", opts.concurrency, server, web_pid)
             d.fetches = last_run_fetches(warehouse, work)
             noops.append(d)
             print(
@@ -785,6 +798,28 @@ def phases(crawl: Crawl) -> dict[str, float]:
     return out
 
 
+def cpu_budget(b: Crawl, c: ExtractCost) -> dict[str, float]:
+    """CPU ms per landed article by kind of process, with the extraction share split out.
+
+    Extraction itself costs what (c) measured per page; the rest of the workers' CPU is
+    fetching, decoding and passing batches back. The ratio extraction ÷ total is the ceiling
+    of the efficiency on this machine: the efficiency when every core is busy.
+    """
+    n = max(b.articles, 1)
+    out = {f"{kind} (all)": 1000 * sec / n for kind, sec in b.cpu_by_process.items() if sec}
+    workers = out.pop("spawned worker (all)", None)
+    if workers is not None:
+        out["worker: extraction (c)"] = 1000 * c.per_page
+        out["worker: fetch + rest"] = workers - 1000 * c.per_page
+    if b.web_cpu_s is not None:
+        out["web server"] = 1000 * b.web_cpu_s / n
+    if b.server_cpu_s is not None:
+        out["Prefect server"] = 1000 * b.server_cpu_s / n
+    out = {k: v for k, v in out.items() if v >= 0.005}
+    out["total"] = sum(out.values())
+    return out
+
+
 def summarise(
     n: int,
     server: str,
@@ -834,6 +869,8 @@ def summarise(
         ),
         "server_cpu_s": b.server_cpu_s,
         "noop_server_cpu_s": d.server_cpu_s,
+        "web_cpu_s": b.web_cpu_s,
+        "cpu_budget_ms_per_article": cpu_budget(b, c),
         "peak_procs": max((r.peak_procs or 0) for r in crawls) or None,
         "crawl_fetches": b.fetches,
         "crawl_phases": phases(b),
@@ -943,6 +980,17 @@ def details(rows: list[dict[str, Any]]) -> str:
                 f"{_num(r.get('server_peak_rss_mb'), 0)} MB, CPU during the full run "
                 f"{_num(r.get('server_cpu_s'))} s, during the no-op run "
                 f"{_num(r.get('noop_server_cpu_s'))} s"
+            )
+        if r.get("cpu_budget_ms_per_article"):
+            budget = r["cpu_budget_ms_per_article"]
+            total = budget["total"]
+            out.append(
+                "  - CPU per landed article on the machine during the full run (ms; the web "
+                "server and a dedicated Prefect server share the cores): "
+                + "; ".join(f"{k} {v:.2f}" for k, v in budget.items() if k != "total")
+                + f"; total {total:.2f} → at most {os.cpu_count() or 1} ÷ {total:.2f} ms = "
+                f"{1000 * (os.cpu_count() or 1) / total:.0f} art/s if every core were busy, "
+                f"{r['extract_cpu_ms_per_page'] / total:.0%} of the CPU limit"
             )
         out.append(
             f"  - no-op run: wall {r['noop_wall_s']:.1f} s, own {_num(r['noop_elapsed_s'])} s, "
