@@ -36,6 +36,7 @@ from tasks.settings import Settings, load_settings
 from tasks.steps import (
     fetch_extract_land_task,
     list_pages_task,
+    merge_delta_task,
     reextract_task,
     refresh_catalog_task,
 )
@@ -252,6 +253,10 @@ class CrawlRun:
         report.elapsed_s = round(time.monotonic() - self._clock, 3)
         report.status = "completed" if report.failures == 0 else "completed_with_failures"
         self.lander.run(report.summary_row())
+        try:  # fewer files for readers until the next compaction; never fails a landed run
+            merge_delta_task(self.root)
+        except Exception as exc:
+            self.logger.warning("delta merge skipped: %s: %s", type(exc).__name__, exc)
         refresh_catalog_task(self.root)
         publish_progress(self._progress, 100.0)
         publish_report(report.as_dict())

@@ -41,6 +41,18 @@ def reextract_task(
     return reextract_pages(settings, pages)
 
 
+@task(name="merge-delta", cache_policy=NONE, persist_result=False)
+def merge_delta_task(root: Path) -> int:
+    """Files merged away (0 when a compaction holds the lock: it settles the delta itself)."""
+    from warehouse.compaction import CompactionBusy, merge_delta
+
+    try:
+        report = merge_delta(root)
+    except CompactionBusy:
+        return 0
+    return report.files_before - report.files_after
+
+
 @task(name="refresh-catalog", cache_policy=NONE, persist_result=False)
 def refresh_catalog_task(root: Path) -> Path:
     from warehouse.catalog import refresh_catalog

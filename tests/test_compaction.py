@@ -212,8 +212,8 @@ def test_files_landing_during_compaction_are_left_alone(
     _build(root, days=1, files=3)
     listed = compaction._list_sources
 
-    def list_then_land(folder: Path) -> list[object]:
-        sources = listed(folder)
+    def list_then_land(folder: Path, select: object = None) -> list[object]:
+        sources = listed(folder, select)
         if folder.parent.name == "articles":
             late = _article("999", _day(0), "迟到")
             write_rows(root, "articles", [late], partition="dt", name="late-run")

@@ -17,6 +17,8 @@ from replica.timeline import Timeline
 from tasks.planning import ListingCheck, overflowing_groups, stalest
 from tasks.records import ArticleRef
 from warehouse.catalog import CATALOG_NAME
+from warehouse.compaction import DELTA_MERGE_FILES
+from warehouse.retired import retired
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
@@ -104,6 +106,17 @@ def test_rolling_window_captures_every_post_ever_live(tmp_path: Path) -> None:
     later_runs = slice(1, None)  # the first run lists every category page once
     budget = sum(category_requests[later_runs]) / sum(live_categories[later_runs])
     assert budget <= 0.25, f"category pages per run / live categories = {budget:.2f}"
+    # Each run merges a partition's delta once it reaches DELTA_MERGE_FILES files (what it
+    # merged is retired: kept on disk for sessions opened earlier, read by no new one).
+    gone = retired(warehouse)
+    per_partition = Counter(
+        path.parent
+        for table in ("articles", "sightings", "fetch_log")
+        for path in (warehouse / table).glob("dt=*/part-*.parquet")
+        if str(path.relative_to(warehouse)) not in gone
+    )
+    assert max(per_partition.values()) < DELTA_MERGE_FILES
+    assert list(warehouse.glob("*/dt=*/part-merged-*.parquet"))
 
 
 def _is_post(path: str) -> bool:

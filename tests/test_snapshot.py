@@ -16,8 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import warehouse.snapshot as snapshot
-from warehouse.catalog import connect_read_only, refresh_catalog, views_sql
-from warehouse.compaction import compact
+from warehouse.catalog import CATALOG_NAME, connect_read_only, refresh_catalog, views_sql
+from warehouse.compaction import CompactionBusy, _exclusive_lock, compact, merge_delta
+from warehouse.retired import purge, retired
 from warehouse.snapshot import ROW_GROUP_ROWS, SNAPSHOT_DIR, read_manifest
 from warehouse.writer import write_rows
 
@@ -168,9 +169,12 @@ def test_view_equals_full_dedupe_before_after_and_between_compactions(
     assert _check(root)
 
     for round_ in range(3):
-        for _ in range(4):
+        for run in range(4):
             landings.run()
             _check(root)  # snapshot + a growing delta
+            if run % 2:
+                merge_delta(root, min_files=2)  # the delta merged into fewer files
+                _check(root)
         compact(root, min_files=2 + round_)  # some partitions merged, some left as they are
         _check(root)
     assert read_manifest(root).generation == 4
@@ -256,3 +260,82 @@ def test_kill_9_while_building_the_snapshot_changes_nothing(tmp_path: Path) -> N
     compact(root)
     assert not orphans & set((root / SNAPSHOT_DIR).glob("snapshot-*.parquet"))
     assert _check(root) == before
+
+
+def _files(root: Path, table: str) -> dict[str, int]:
+    """Data files of a table (relative path -> inode)."""
+    folder = root / table
+    return {
+        str(path.relative_to(folder)): path.stat().st_ino for path in folder.rglob("part-*.parquet")
+    }
+
+
+def test_merge_delta_merges_only_what_the_snapshot_does_not_reflect(tmp_path: Path) -> None:
+    root = tmp_path / "wh"
+    landings = Landings(root, 5)
+    for _ in range(6):
+        landings.run(articles=20)
+    compact(root)
+    manifest = read_manifest(root)
+    settled = {table: _files(root, table) for table in ("articles", "sightings")}
+    for _ in range(9):
+        landings.run()
+    before = _check(root)
+    delta = {
+        name: ino
+        for name, ino in _files(root, "articles").items()
+        if name not in settled["articles"]
+    }
+    per_partition: dict[str, int] = {}
+    for name in delta:
+        per_partition[name.split("/")[0]] = per_partition.get(name.split("/")[0], 0) + 1
+    crowded = {part for part, count in per_partition.items() if count >= 8}
+    assert crowded and crowded != set(per_partition)  # some partitions merge, others do not
+
+    refresh_catalog(root)
+    session = duckdb.connect(str(root / CATALOG_NAME), read_only=True)  # opened before the merge
+    session.execute("SET TimeZone = 'Asia/Shanghai'")
+    report = merge_delta(root, min_files=8)
+
+    assert report["articles"].partitions_compacted == len(crowded)
+    assert read_manifest(root) == manifest  # the snapshot and its manifest are left alone
+    after = _files(root, "articles")
+    for table, files in settled.items():
+        now = _files(root, table)
+        assert {name: now.get(name) for name in files} == files  # same files, same inodes
+    gone = retired(root)
+    assert set(delta) <= set(after)  # merged sources are retired, still on disk for a while
+    for part in per_partition:
+        new = [name for name in after if name.startswith(f"{part}/")]
+        new = [name for name in new if name not in settled["articles"]]
+        live = [name for name in new if f"articles/{name}" not in gone]
+        if part in crowded:
+            assert len(live) == 1 and Path(live[0]).name.startswith("part-merged-")
+            assert len(new) == per_partition[part] + 1
+        else:
+            assert live == new and len(new) == per_partition[part]
+    assert _check(root) == before
+    view = _articles_view_sql(root)
+    assert "part-merged-" in view  # still delta: deduplicated by the view
+    assert gone and not any(f"/{name}'" in view for name in gone)  # retired: not read
+    rows = session.execute("SELECT * FROM articles ORDER BY info_code").fetchall()
+    assert rows == before  # a session opened before the merge still reads the same answer
+    session.close()
+
+    for _ in range(8):  # the merged file is merged again with what lands next
+        landings.run()
+    merge_delta(root, min_files=8)
+    _check(root)
+    with _exclusive_lock(root), pytest.raises(CompactionBusy):
+        merge_delta(root)
+    assert purge(root, grace_s=3600) == 0  # not yet past the grace period
+    compact(root)  # sessions reopen after a compaction: retired files go at once
+    assert retired(root) == {}
+    assert (
+        max(
+            sum(1 for name in _files(root, "articles") if name.startswith(part + "/"))
+            for part in per_partition
+        )
+        == 1
+    )
+    _check(root)

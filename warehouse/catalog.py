@@ -35,11 +35,18 @@ def views_sql(root: Path) -> str:
 
     ``articles`` names its files (the snapshot, and the delta it does not reflect) rather than
     globbing them: with no delta it is the snapshot itself, with no dedupe at query time.
+    ``sightings`` names its files too, leaving out those a delta merge retired.
     """
     root = root.resolve()
     manifest = read_manifest(root)
     template = files("warehouse").joinpath("views.sql").read_text(encoding="utf-8")
-    values = {"root": _sql_text(str(root))[1:-1], "articles_view": _articles_view(root, manifest)}
+    sightings = [root / "sightings" / "_schema.parquet"]
+    sightings += [root / "sightings" / name for name in data_files(root, "sightings")]
+    values = {
+        "root": _sql_text(str(root))[1:-1],
+        "articles_view": _articles_view(root, manifest),
+        "sightings_files": _sql_list(sightings),
+    }
     return re.sub(r"\{(\w+)\}", lambda match: values[match.group(1)], template)
 
 

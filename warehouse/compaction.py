@@ -17,12 +17,13 @@ a time, guarded by ``<root>/.state/compact.lock``.
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import math
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +33,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from warehouse.catalog import refresh_catalog
+from warehouse.retired import purge, retire, retired
 from warehouse.schema import TABLES
-from warehouse.snapshot import build_snapshot, remove_old_snapshots
+from warehouse.snapshot import (
+    COVERED_TABLES,
+    build_snapshot,
+    read_manifest,
+    remove_old_snapshots,
+)
 from warehouse.writer import TEMP_SUFFIX
 
 LOG = logging.getLogger(__name__)
@@ -41,6 +48,8 @@ LOG = logging.getLogger(__name__)
 DEFAULT_TABLES = ("articles", "sightings", "fetch_log", "failures")
 SOURCE_GLOB = "part-*.parquet"
 COMPACTED_PREFIX = "part-compacted-"
+MERGED_PREFIX = "part-merged-"  # a delta merge's output: still delta, merged again later
+DELTA_MERGE_FILES = 8
 LOCK_FILE = Path(".state") / "compact.lock"
 ROW_GROUP_ROWS = 100_000
 ROW_INDEX = "__compaction_row"
@@ -108,6 +117,64 @@ class _Source:
     rows: int
 
 
+def merge_delta(
+    root: Path,
+    *,
+    tables: Sequence[str] = DEFAULT_TABLES,
+    min_files: int | None = None,
+) -> CompactionReport:
+    """Merge the files landed since the last compaction, per partition, once there are many.
+
+    Between compactions each run adds files: a lookup through the ``articles`` view opens every
+    one of them (at 1,000,000 articles with 100 runs' files, ~75-95 ms instead of ~15). This
+    merges, in each partition holding at least ``min_files`` (default ``DELTA_MERGE_FILES``)
+    of them, only the files the current
+    snapshot does not reflect (for tables without a snapshot: the files no compaction wrote),
+    into one ``part-merged-`` file, which stays delta. The snapshot, its manifest and the
+    compacted files are left alone, so this costs what the delta costs, not the warehouse:
+    cheap enough to run after every crawl. Same lock and crash rules as :func:`compact`; the
+    catalog is refreshed when anything was merged. Raises ``CompactionBusy`` when a compaction
+    is running.
+    """
+    min_files = DELTA_MERGE_FILES if min_files is None else min_files
+    if min_files < 2:
+        raise ValueError("min_files must be at least 2")
+    root = Path(root)
+    started = time.perf_counter()
+    with _exclusive_lock(root):
+        purge(root)
+        manifest = read_manifest(root)  # under the lock: no compaction moves it meanwhile
+        results = []
+        with duckdb.connect() as connection:
+            for table in tables:
+                covered = frozenset(manifest.covered.get(table, ()))
+                pick = functools.partial(_is_delta, root / table, table, covered)
+                results.append(
+                    _compact_table(
+                        root,
+                        table,
+                        min_files,
+                        500_000,
+                        connection,
+                        select=pick,
+                        prefix=MERGED_PREFIX,
+                        always=True,
+                        retire_sources=table in COVERED_TABLES,
+                    )
+                )
+        if any(result.partitions_compacted for result in results):
+            refresh_catalog(root)  # the catalog names files: not the deleted ones
+    return CompactionReport(tuple(results), time.perf_counter() - started)
+
+
+def _is_delta(folder: Path, table: str, covered: frozenset[str], path: Path) -> bool:
+    """Whether the last compaction has not gone past this file yet: for tables with a
+    snapshot, a file its manifest does not name; for the others, a file no compaction wrote."""
+    if table in COVERED_TABLES:
+        return str(path.relative_to(folder)) not in covered
+    return not path.name.startswith(COMPACTED_PREFIX)
+
+
 def compact(
     root: Path,
     *,
@@ -134,6 +201,7 @@ def compact(
     started = time.perf_counter()
     snapshot_rows, snapshot_s = None, 0.0
     with _exclusive_lock(root):
+        purge(root)
         results = []
         with duckdb.connect() as connection:
             for table in tables:
@@ -146,6 +214,9 @@ def compact(
             refresh_catalog(root)  # readers move to the new snapshot before the old one goes
             remove_old_snapshots(root)
             snapshot_s = time.perf_counter() - snapshot_started
+        # Sessions opened before a compaction reopen anyway (it deletes what it merged):
+        # delta-merged files waiting out their grace period go now too.
+        purge(root, grace_s=0)
     return CompactionReport(
         tuple(results), time.perf_counter() - started, snapshot_rows, snapshot_s
     )
@@ -172,13 +243,33 @@ def _compact_table(
     min_files: int,
     target_rows: int,
     connection: duckdb.DuckDBPyConnection,
+    *,
+    select: Callable[[Path], bool] | None = None,
+    prefix: str = COMPACTED_PREFIX,
+    always: bool = False,
+    retire_sources: bool = False,
 ) -> TableCompaction:
+    """Merge each partition's sources (the files ``select`` accepts) into new files.
+
+    ``always``: merge any partition with ``min_files`` sources, whatever their names.
+    ``retire_sources``: retire the merged sources (see ``warehouse.retired``) instead of
+    deleting them: for the tables whose views name their files. Retired files are never
+    sources again: the merged file holds their rows.
+    """
+    gone = retired(root)
     started = time.perf_counter()
     merged_sources: list[list[_Source]] = []
     compacted = skipped = files_before = files_after = rows_before = rows_after = 0
     for folder in _partition_folders(root / table):
-        sources = _list_sources(folder)
-        if not _needs_compaction(sources, min_files, target_rows):
+        sources = [
+            source
+            for source in _list_sources(folder, select)
+            if str(source.path.relative_to(root)) not in gone
+        ]
+        if always:
+            if len(sources) < min_files:
+                continue
+        elif not _needs_compaction(sources, min_files, target_rows):
             continue
         try:
             merged = _merge(table, sources, connection)
@@ -186,14 +277,18 @@ def _compact_table(
             LOG.warning("compaction skipped %s: %s", folder, exc)
             skipped += 1
             continue
-        written = _write_parts(merged, folder, target_rows)
+        written = _write_parts(merged, folder, target_rows, prefix)
         merged_sources.append(sources)
         compacted += 1
         files_before += len(sources)
         files_after += len(written)
         rows_before += sum(source.rows for source in sources)
         rows_after += merged.num_rows
-    _delete_sources([source for sources in merged_sources for source in sources])
+    done = [source for sources in merged_sources for source in sources]
+    if retire_sources:
+        retire(root, [source.path for source in done])
+    else:
+        _delete_sources(done)
     return TableCompaction(
         table=table,
         partitions_compacted=compacted,
@@ -215,10 +310,12 @@ def _partition_folders(folder: Path) -> Iterator[Path]:
         yield Path(current)
 
 
-def _list_sources(folder: Path) -> list[_Source]:
+def _list_sources(folder: Path, select: Callable[[Path], bool] | None = None) -> list[_Source]:
     """Data files of one partition now; files landing later are left for the next compaction."""
     sources = []
     for path in sorted(folder.glob(SOURCE_GLOB)):
+        if select is not None and not select(path):
+            continue
         try:
             stat = path.stat()
             rows = pq.read_metadata(path).num_rows
@@ -279,14 +376,16 @@ def _drop_exact_duplicates(data: pa.Table, connection: duckdb.DuckDBPyConnection
     return data.take(keep.column("keep"))
 
 
-def _write_parts(data: pa.Table, folder: Path, target_rows: int) -> list[Path]:
+def _write_parts(
+    data: pa.Table, folder: Path, target_rows: int, prefix: str = COMPACTED_PREFIX
+) -> list[Path]:
     if data.num_rows == 0:
         return []
     count = math.ceil(data.num_rows / target_rows)
     size = math.ceil(data.num_rows / count)
     written = []
     for offset in range(0, data.num_rows, size):
-        target = folder / f"{COMPACTED_PREFIX}{uuid.uuid4().hex}.parquet"
+        target = folder / f"{prefix}{uuid.uuid4().hex}.parquet"
         _atomic_write(data.slice(offset, size), target)
         written.append(target)
     return written

@@ -30,6 +30,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from warehouse.retired import retired
 from warehouse.schema import TABLES
 from warehouse.writer import TEMP_SUFFIX, ensure_layout
 
@@ -74,14 +75,18 @@ def read_manifest(root: Path) -> Manifest:
 
 
 def data_files(root: Path, table: str) -> list[str]:
-    """A table's landed and compacted data files now, relative to its folder (schema excluded)."""
+    """A table's landed and compacted data files now, relative to its folder (schema and
+    retired files excluded)."""
     folder = root / table
+    gone = retired(root)  # replaced by a delta merge's file, kept for older sessions only
     found = []
     for current, subfolders, names in os.walk(folder):
         subfolders[:] = sorted(name for name in subfolders if not name.startswith((".", "_")))
         for name in sorted(names):
             if name.endswith(".parquet") and not name.startswith((".", "_")):
-                found.append(str((Path(current) / name).relative_to(folder)))
+                relative = (Path(current) / name).relative_to(folder)
+                if f"{table}/{relative}" not in gone:
+                    found.append(str(relative))
     return found
 
 

@@ -12,9 +12,10 @@ FROM (
 )
 WHERE version_rank = 1;
 
+-- Named files, not a glob: files a delta merge retired stay on disk for a while (sessions
+-- opened earlier still read them) and must not be counted twice (warehouse/retired.py).
 CREATE OR REPLACE VIEW sightings AS
-SELECT * FROM read_parquet('{root}/sightings/**/*.parquet', union_by_name = true,
-                           hive_partitioning = false);
+SELECT * FROM read_parquet({sightings_files}, union_by_name = true, hive_partitioning = false);
 
 {articles_view}
 
