@@ -33,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from warehouse.catalog import connect_read_only, refresh_catalog
 from warehouse.compaction import compact, merge_delta
+from warehouse.retired import retired
 from warehouse.schema import ARTICLES, SIGHTINGS
+from warehouse.snapshot import data_files
 from warehouse.writer import ensure_layout, write_rows
 
 DAYS = 90
@@ -117,7 +119,7 @@ def run(root: Path, articles: int, seed: int) -> list[str]:
     code = connection.execute("SELECT info_code FROM articles USING SAMPLE 1 ROWS").fetchone()[0]
     lookup = timed(lambda c: c.execute(LOOKUP, [code]).fetchall(), connection)
     view_count = timed(lambda c: c.execute("SELECT count(*) FROM articles").fetchone(), connection)
-    plain_sql = PLAIN.format(pattern=parquet_glob(root))
+    plain_sql = PLAIN.format(files=landed_files(root))
     plain_count = timed(lambda c: c.execute(plain_sql).fetchone(), connection)
     counted = connection.execute("SELECT count(*) FROM articles").fetchone()[0]
     distinct = connection.execute(plain_sql).fetchone()[0]
@@ -131,6 +133,8 @@ def run(root: Path, articles: int, seed: int) -> list[str]:
 
     incremental, merging = simulate_runs(root, seed, runs=100)
     files_before = max_files_per_partition(root)
+    retired_files = len(retired(root))
+    plain_sql = PLAIN.format(files=landed_files(root))
     refresh_catalog(root)
     connection = connect_read_only(root)
     per_day_uncompacted = timed(lambda c: c.execute(CATEGORY_DAY).fetchall(), connection)
@@ -173,7 +177,7 @@ def run(root: Path, articles: int, seed: int) -> list[str]:
         ),
         (
             "e",
-            "delta merges of those runs: total (slowest)",
+            f"delta merges of those runs: total (slowest); {retired_files} merged files retired",
             f"{sum(merging):.2f} s ({max(merging):.2f} s)",
             "",
             None,
@@ -228,16 +232,16 @@ CATEGORY_DAY = "SELECT category, published_at::DATE, count(*) FROM articles GROU
 LIKE = "SELECT count(*) FROM articles WHERE body LIKE ?"
 LOOKUP = "SELECT * FROM articles WHERE info_code = ?"
 COLUMN_VIEW = "SELECT sum(length(title)) FROM articles"
-COLUMN_PLAIN = "SELECT sum(length(title)) FROM read_parquet('{pattern}', union_by_name = true)"
+COLUMN_PLAIN = "SELECT sum(length(title)) FROM read_parquet({files}, union_by_name = true)"
 PLAIN = (
-    "SELECT count(DISTINCT info_code) FROM read_parquet('{pattern}', union_by_name = true, "
+    "SELECT count(DISTINCT info_code) FROM read_parquet({files}, union_by_name = true, "
     "hive_partitioning = false)"
 )
 
 
 def scan_pair(connection: duckdb.DuckDBPyConnection, root: Path) -> tuple[float, float]:
     """One column read through the view, and over every landed row without any dedupe."""
-    plain = COLUMN_PLAIN.format(pattern=parquet_glob(root))
+    plain = COLUMN_PLAIN.format(files=landed_files(root))
     view = timed(lambda c: c.execute(COLUMN_VIEW).fetchone(), connection)
     return view, timed(lambda c: c.execute(plain).fetchone(), connection)
 
@@ -262,8 +266,12 @@ def timed(query: Query, connection: duckdb.DuckDBPyConnection, runs: int = 5) ->
     return statistics.median(samples)
 
 
-def parquet_glob(root: Path) -> str:
-    return str((root / "articles" / "**" / "*.parquet").resolve()).replace("'", "''")
+def landed_files(root: Path) -> str:
+    """The ``articles`` table's data files as an SQL list: every landed row, and only those
+    (not the snapshot; not files a delta merge retired, which hold copies until deleted)."""
+    folder = (root / "articles").resolve()
+    paths = [str(folder / name).replace("'", "''") for name in data_files(root, "articles")]
+    return "[" + ", ".join(f"'{path}'" for path in paths) + "]"
 
 
 def count_files(root: Path) -> int:
@@ -275,8 +283,10 @@ def snapshot_files(root: Path) -> int:
 
 
 def max_files_per_partition(root: Path) -> int:
+    """Data files per partition (retired files, waiting out their grace period, not counted)."""
+    gone = retired(root)
     counts = [
-        sum(1 for _ in folder.glob("part-*.parquet"))
+        sum(1 for path in folder.glob("part-*.parquet") if str(path.relative_to(root)) not in gone)
         for table in ("articles", "sightings", "fetch_log", "failures")
         for folder in (root / table).glob("dt=*")
     ]

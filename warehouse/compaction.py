@@ -30,6 +30,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from warehouse.catalog import refresh_catalog
@@ -50,6 +51,7 @@ SOURCE_GLOB = "part-*.parquet"
 COMPACTED_PREFIX = "part-compacted-"
 MERGED_PREFIX = "part-merged-"  # a delta merge's output: still delta, merged again later
 DELTA_MERGE_FILES = 8
+DELTA_MERGE_ROWS = 2_000  # rows merged at a time by a delta merge: bounds the crawl's memory
 LOCK_FILE = Path(".state") / "compact.lock"
 ROW_GROUP_ROWS = 100_000
 ROW_INDEX = "__compaction_row"
@@ -126,15 +128,15 @@ def merge_delta(
     """Merge the files landed since the last compaction, per partition, once there are many.
 
     Between compactions each run adds files: a lookup through the ``articles`` view opens every
-    one of them (at 1,000,000 articles with 100 runs' files, ~75-95 ms instead of ~15). This
-    merges, in each partition holding at least ``min_files`` (default ``DELTA_MERGE_FILES``)
-    of them, only the files the current
-    snapshot does not reflect (for tables without a snapshot: the files no compaction wrote),
-    into one ``part-merged-`` file, which stays delta. The snapshot, its manifest and the
-    compacted files are left alone, so this costs what the delta costs, not the warehouse:
-    cheap enough to run after every crawl. Same lock and crash rules as :func:`compact`; the
-    catalog is refreshed when anything was merged. Raises ``CompactionBusy`` when a compaction
-    is running.
+    one of them (at 1,000,000 articles with 100 runs' files, ~75-95 ms instead of ~15). In each
+    partition holding at least ``min_files`` (default ``DELTA_MERGE_FILES``) small files (under
+    ``DELTA_MERGE_ROWS`` rows) that the current snapshot does not reflect (for tables without
+    a snapshot: that no compaction wrote), those are merged into ``part-merged-`` files of
+    about ``DELTA_MERGE_ROWS`` rows, which stay delta. The snapshot, its manifest and the
+    compacted files are left alone, so this costs what the delta costs, not the warehouse, in
+    bounded memory: cheap enough to run after every crawl. Same lock and crash rules as
+    :func:`compact`; the catalog is refreshed when anything was merged. Raises
+    ``CompactionBusy`` when a compaction is running.
     """
     min_files = DELTA_MERGE_FILES if min_files is None else min_files
     if min_files < 2:
@@ -160,6 +162,7 @@ def merge_delta(
                         prefix=MERGED_PREFIX,
                         always=True,
                         retire_sources=table in COVERED_TABLES,
+                        group_rows=DELTA_MERGE_ROWS,
                     )
                 )
         if any(result.partitions_compacted for result in results):
@@ -248,13 +251,15 @@ def _compact_table(
     prefix: str = COMPACTED_PREFIX,
     always: bool = False,
     retire_sources: bool = False,
+    group_rows: int | None = None,
 ) -> TableCompaction:
     """Merge each partition's sources (the files ``select`` accepts) into new files.
 
     ``always``: merge any partition with ``min_files`` sources, whatever their names.
     ``retire_sources``: retire the merged sources (see ``warehouse.retired``) instead of
     deleting them: for the tables whose views name their files. Retired files are never
-    sources again: the merged file holds their rows.
+    sources again: the merged file holds their rows. ``group_rows``: merge only files smaller
+    than that, in groups of about that many rows (one file each), to bound the memory used.
     """
     gone = retired(root)
     started = time.perf_counter()
@@ -265,25 +270,31 @@ def _compact_table(
             source
             for source in _list_sources(folder, select)
             if str(source.path.relative_to(root)) not in gone
+            # grouped merges take small files only: a file of a group's size stays as it is
+            and (group_rows is None or source.rows < group_rows)
         ]
         if always:
             if len(sources) < min_files:
                 continue
         elif not _needs_compaction(sources, min_files, target_rows):
             continue
-        try:
-            merged = _merge(table, sources, connection)
-        except (FileNotFoundError, ValueError, pa.ArrowException) as exc:
-            LOG.warning("compaction skipped %s: %s", folder, exc)
-            skipped += 1
-            continue
-        written = _write_parts(merged, folder, target_rows, prefix)
-        merged_sources.append(sources)
-        compacted += 1
-        files_before += len(sources)
-        files_after += len(written)
-        rows_before += sum(source.rows for source in sources)
-        rows_after += merged.num_rows
+        merged_any = False
+        for group in _groups(sources, group_rows):
+            try:
+                merged = _merge(table, group, connection)
+            except (FileNotFoundError, ValueError, pa.ArrowException) as exc:
+                LOG.warning("compaction skipped %s: %s", folder, exc)
+                skipped += 1
+                continue
+            written = _write_parts(merged, folder, target_rows, prefix)
+            merged_sources.append(group)
+            merged_any = True
+            files_before += len(group)
+            files_after += len(written)
+            rows_before += sum(source.rows for source in group)
+            rows_after += merged.num_rows
+            del merged
+        compacted += merged_any
     done = [source for sources in merged_sources for source in sources]
     if retire_sources:
         retire(root, [source.path for source in done])
@@ -299,6 +310,25 @@ def _compact_table(
         rows_after=rows_after,
         elapsed_s=time.perf_counter() - started,
     )
+
+
+def _groups(sources: list[_Source], rows: int | None) -> list[list[_Source]]:
+    """Consecutive sources of about ``rows`` rows each (all of them as one when None); a
+    last group of a single file is joined to the one before, so no file is merged alone."""
+    if rows is None:
+        return [sources]
+    groups: list[list[_Source]] = [[]]
+    count = 0
+    for source in sources:
+        if groups[-1] and count + source.rows > rows:
+            groups.append([])
+            count = 0
+        groups[-1].append(source)
+        count += source.rows
+    if len(groups) > 1 and len(groups[-1]) == 1:
+        last = groups.pop()
+        groups[-1] += last
+    return [group for group in groups if len(group) > 1]
 
 
 def _partition_folders(folder: Path) -> Iterator[Path]:
@@ -338,7 +368,7 @@ def _merge(table: str, sources: list[_Source], connection: duckdb.DuckDBPyConnec
     """All rows of ``sources`` in the table's schema, exact duplicates dropped, sorted."""
     schema = TABLES[table]
     parts = [_conform(pq.ParquetFile(source.path).read(), schema) for source in sources]
-    merged = pa.concat_tables(parts, promote_options="default").combine_chunks()
+    merged = pa.concat_tables(parts, promote_options="default")
     merged = _drop_exact_duplicates(merged, connection)
     keys = SORT_KEYS.get(table)
     return merged.sort_by(keys) if keys else merged
@@ -359,21 +389,36 @@ def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _drop_exact_duplicates(data: pa.Table, connection: duckdb.DuckDBPyConnection) -> pa.Table:
-    """Keep the first of rows equal in every column (lists included, nulls equal to nulls)."""
+    """Keep the first of rows equal in every column (lists included, nulls equal to nulls).
+
+    Rows are first grouped by a hash of all their columns (one number per row, cheap on
+    memory); only rows sharing a hash (exact repeats are rare) are compared column by column.
+    """
     if data.num_rows < 2:
         return data
     indexed = data.append_column(ROW_INDEX, pa.array(range(data.num_rows), pa.int64()))
     columns = ", ".join('"' + name.replace('"', '""') + '"' for name in data.column_names)
     connection.register("merged", indexed)
     try:
-        keep = connection.sql(
-            f"SELECT min({ROW_INDEX}) AS keep FROM merged GROUP BY {columns} ORDER BY keep"
+        shared = connection.sql(
+            f"SELECT {ROW_INDEX} FROM merged "
+            f"QUALIFY count(*) OVER (PARTITION BY hash({columns})) > 1"
         ).to_arrow_table()
+        if shared.num_rows == 0:
+            return data
+        connection.register("shared", shared)
+        repeated = connection.sql(
+            f"SELECT {ROW_INDEX} AS repeat FROM merged "
+            f"WHERE {ROW_INDEX} IN (SELECT {ROW_INDEX} FROM shared) "
+            f"QUALIFY row_number() OVER (PARTITION BY {columns} ORDER BY {ROW_INDEX}) > 1"
+        ).to_arrow_table()
+        connection.unregister("shared")
     finally:
         connection.unregister("merged")
-    if keep.num_rows == data.num_rows:
+    if repeated.num_rows == 0:
         return data
-    return data.take(keep.column("keep"))
+    drop = pc.is_in(indexed.column(ROW_INDEX), value_set=repeated.column("repeat"))
+    return data.filter(pc.invert(drop))
 
 
 def _write_parts(
