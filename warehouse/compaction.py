@@ -12,6 +12,10 @@ that listed a source just before it is deleted fails with DuckDB's "Cannot open 
 deleted in one burst once all its partitions are merged. Only the files listed when a partition
 is started are merged and deleted, so runs may keep landing files meanwhile. One compaction at
 a time, guarded by ``<root>/.state/compact.lock``.
+
+Between compactions, :func:`merge_delta` (run at the end of every crawl) merges only the small
+files landed since the last compaction, under the same lock, retiring rather than deleting
+what it merged for the tables whose views name their files (``warehouse.retired``).
 """
 
 from __future__ import annotations
@@ -166,7 +170,7 @@ def merge_delta(
                     )
                 )
         if any(result.partitions_compacted for result in results):
-            refresh_catalog(root)  # the catalog names files: not the deleted ones
+            refresh_catalog(root)  # new catalogs name the merged files, not the retired ones
     return CompactionReport(tuple(results), time.perf_counter() - started)
 
 
@@ -204,7 +208,6 @@ def compact(
     started = time.perf_counter()
     snapshot_rows, snapshot_s = None, 0.0
     with _exclusive_lock(root):
-        purge(root)
         results = []
         with duckdb.connect() as connection:
             for table in tables:
