@@ -132,6 +132,15 @@ class Landings:
         write_rows(self.root, "sightings", sightings, partition="dt", name=run)
 
 
+def _compacted(root: Path, seed: int, runs: int, articles: int = 6) -> Landings:
+    """A warehouse of ``runs`` random runs, compacted once; more runs land through the result."""
+    landings = Landings(root, seed)
+    for _ in range(runs):
+        landings.run(articles=articles)
+    compact(root)
+    return landings
+
+
 def _view(root: Path) -> list[tuple]:
     with connect_read_only(root) as connection:
         return connection.execute("SELECT * FROM articles ORDER BY info_code").fetchall()
@@ -184,10 +193,7 @@ def test_view_equals_full_dedupe_before_after_and_between_compactions(
 
 def test_snapshot_is_sorted_in_small_row_groups_and_old_ones_are_removed(tmp_path: Path) -> None:
     root = tmp_path / "wh"
-    landings = Landings(root, 7)
-    for _ in range(5):
-        landings.run(articles=40)
-    compact(root)
+    landings = _compacted(root, 7, runs=5, articles=40)
     first = set(read_manifest(root).files)
     landings.run()
     compact(root)
@@ -212,10 +218,7 @@ def _articles_view_sql(root: Path) -> str:
 
 def test_files_the_snapshot_reflects_are_not_read_again(tmp_path: Path) -> None:
     root = tmp_path / "wh"
-    landings = Landings(root, 3)
-    for _ in range(6):
-        landings.run()
-    compact(root)
+    landings = _compacted(root, 3, runs=6)
     view = _articles_view_sql(root)
     assert "/articles/dt=" not in view and "/sightings/" not in view
     assert "row_number()" not in view  # no dedupe at query time
@@ -230,10 +233,7 @@ def test_files_the_snapshot_reflects_are_not_read_again(tmp_path: Path) -> None:
 
 def test_kill_9_while_building_the_snapshot_changes_nothing(tmp_path: Path) -> None:
     root = tmp_path / "wh"
-    landings = Landings(root, 11)
-    for _ in range(6):
-        landings.run()
-    compact(root)
+    landings = _compacted(root, 11, runs=6)
     landings.run()
     before = _check(root)
     generation = read_manifest(root).generation
@@ -274,10 +274,7 @@ def _files(root: Path, table: str) -> dict[str, int]:
 
 def test_merge_delta_merges_only_what_the_snapshot_does_not_reflect(tmp_path: Path) -> None:
     root = tmp_path / "wh"
-    landings = Landings(root, 5)
-    for _ in range(6):
-        landings.run(articles=20)
-    compact(root)
+    landings = _compacted(root, 5, runs=6, articles=20)
     manifest = read_manifest(root)
     settled = {table: _files(root, table) for table in ("articles", "sightings")}
     for _ in range(9):
