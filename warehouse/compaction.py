@@ -268,13 +268,16 @@ def _compact_table(
     started = time.perf_counter()
     merged_sources: list[list[_Source]] = []
     compacted = skipped = files_before = files_after = rows_before = rows_after = 0
+
+    def wanted(path: Path) -> bool:  # before any file is opened
+        return str(path.relative_to(root)) not in gone and (select is None or select(path))
+
     for folder in _partition_folders(root / table):
         sources = [
             source
-            for source in _list_sources(folder, select)
-            if str(source.path.relative_to(root)) not in gone
+            for source in _list_sources(folder, wanted)
             # grouped merges take small files only: a file of a group's size stays as it is
-            and (group_rows is None or source.rows < group_rows)
+            if group_rows is None or source.rows < group_rows
         ]
         if always:
             if len(sources) < min_files:
