@@ -112,3 +112,36 @@ def test_the_checks_catch_a_broken_warehouse(lab: CrashLab, tmp_path: Path) -> N
     (warehouse / "articles" / "part-x.parquet").write_bytes(b"PAR1 half")
     problems = check_warehouse(warehouse, {"1"})
     assert any("unreadable articles/part-x.parquet" in p for p in problems), problems
+
+
+def test_a_replacement_that_fails_midway_keeps_the_old_file_and_leaves_no_temp(
+    tmp_path: Path,
+) -> None:
+    """The one write-then-rename helper behind manifests, merged files and the retired list."""
+    from warehouse.retired import RETIRED, retire, retired
+    from warehouse.writer import TargetExists, replacing
+
+    target = tmp_path / "state.json"
+    target.write_text("old", encoding="utf-8")
+    with pytest.raises(RuntimeError), replacing(target) as temp:
+        temp.write_text("half", encoding="utf-8")
+        raise RuntimeError("crash while writing")
+    assert target.read_text(encoding="utf-8") == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+    with replacing(target) as temp:
+        temp.write_text("new", encoding="utf-8")
+    assert target.read_text(encoding="utf-8") == "new"
+    with pytest.raises(TargetExists), replacing(target, overwrite=False) as temp:
+        temp.write_text("clobber", encoding="utf-8")
+    assert target.read_text(encoding="utf-8") == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+    root = tmp_path / "warehouse"
+    retire(root, [root / "articles" / "dt=2026-11-24" / "part-a.parquet"], now=1.0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("os.fsync", lambda fd: (_ for _ in ()).throw(OSError("I/O error")))
+        with pytest.raises(OSError, match="I/O error"):  # synced before it replaces the list
+            retire(root, [root / "articles" / "dt=2026-11-24" / "part-b.parquet"], now=2.0)
+    assert retired(root) == {"articles/dt=2026-11-24/part-a.parquet": 1.0}
+    assert [p.name for p in (root / RETIRED).parent.iterdir()] == [RETIRED.name]

@@ -46,7 +46,7 @@ from warehouse.snapshot import (
     read_manifest,
     remove_old_snapshots,
 )
-from warehouse.writer import TEMP_SUFFIX
+from warehouse.writer import replacing
 
 LOG = logging.getLogger(__name__)
 
@@ -443,16 +443,9 @@ def _write_parts(
 
 
 def _atomic_write(data: pa.Table, target: Path) -> None:
-    """Like ``writer._atomic_write``, plus row groups and a directory fsync (durable rename)."""
-    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
-    try:
+    """A merged file, durably in place (with row groups) before its sources go."""
+    with replacing(target) as temp:
         pq.write_table(data, temp, compression="zstd", row_group_size=ROW_GROUP_ROWS)
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-        _fsync_dir(target.parent)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def _delete_sources(sources: list[_Source]) -> None:
@@ -469,11 +462,3 @@ def _delete_sources(sources: list[_Source]) -> None:
             LOG.warning("compaction keeps %s: it changed while being merged", source.path)
             continue
         source.path.unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -13,10 +13,10 @@ written under the compaction lock, and replaced atomically, so readers need no l
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from pathlib import Path
+
+from warehouse.writer import replacing
 
 RETIRED = Path(".state") / "retired.json"
 GRACE_S = 3600.0
@@ -56,8 +56,8 @@ def purge(root: Path, *, grace_s: float = GRACE_S, now: float | None = None) -> 
 
 
 def _write(root: Path, entries: dict[str, float]) -> None:
+    """Durably: a list lost or torn by a power cut would put retired files back in views."""
     target = root / RETIRED
     target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    temp.write_text(json.dumps(entries, sort_keys=True), encoding="utf-8")
-    os.replace(temp, target)
+    with replacing(target) as temp:
+        temp.write_text(json.dumps(entries, sort_keys=True), encoding="utf-8")

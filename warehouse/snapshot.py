@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from warehouse.retired import retired
 from warehouse.schema import TABLES
-from warehouse.writer import TEMP_SUFFIX, ensure_layout
+from warehouse.writer import TEMP_SUFFIX, ensure_layout, replacing
 
 SNAPSHOT_DIR = "articles_current"
 MANIFEST = "_manifest.json"
@@ -216,16 +216,5 @@ def _write_manifest(folder: Path, manifest: Manifest) -> None:
         "covered": {table: list(names) for table, names in manifest.covered.items()},
         "rows": manifest.rows,
     }
-    temp = folder / f".{MANIFEST}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}"
-    try:
+    with replacing(folder / MANIFEST) as temp:
         temp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temp, folder / MANIFEST)
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    finally:
-        temp.unlink(missing_ok=True)

@@ -11,7 +11,7 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +38,47 @@ class TargetExists(FileExistsError):
     """A data file of that name is already in place: landed files are never overwritten."""
 
 
-def _atomic_write(table: pa.Table, target: Path) -> None:
-    """Temp file, fsync, then a hard link into place: atomic, and never clobbers a landed file."""
+@contextlib.contextmanager
+def replacing(target: Path, *, overwrite: bool = True, sync_folder: bool = True) -> Iterator[Path]:
+    """A hidden temporary path next to ``target``; once the body has written it, it is fsynced
+    and moved into place, so readers and crashes see the old file or the new one, never half.
+
+    ``overwrite=False`` links instead of renaming: an existing ``target`` is never replaced
+    (``TargetExists``). ``sync_folder`` also fsyncs the folder, so the new name itself
+    survives a power loss. The temporary file is removed whatever happens.
+    """
     temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
     try:
-        pq.write_table(table, temp, compression="zstd")
+        yield temp
         with open(temp, "rb") as handle:
             os.fsync(handle.fileno())
-        try:
-            os.link(temp, target)
-        except FileExistsError:
-            raise TargetExists(f"{target} already exists; refusing to overwrite it") from None
+        if overwrite:
+            os.replace(temp, target)
+        else:
+            try:
+                os.link(temp, target)
+            except FileExistsError:
+                raise TargetExists(f"{target} already exists; refusing to overwrite it") from None
+        if sync_folder:
+            _fsync_folder(target.parent)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the names in ``folder`` (a rename, a new link, a deletion) durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(table: pa.Table, target: Path) -> None:
+    """A landed file appears whole and is never clobbered. No folder fsync: a file lost in a
+    power cut is fetched again by the next run, and landing stays cheap."""
+    with replacing(target, overwrite=False, sync_folder=False) as temp:
+        pq.write_table(table, temp, compression="zstd")
 
 
 def write_rows(
