@@ -58,6 +58,7 @@ DELTA_MERGE_FILES = 8
 DELTA_MERGE_ROWS = 2_000  # rows merged at a time by a delta merge: bounds the crawl's memory
 LOCK_FILE = Path(".state") / "compact.lock"
 ROW_GROUP_ROWS = 100_000
+TARGET_ROWS = 500_000  # rows per compacted file
 ROW_INDEX = "__compaction_row"
 SORT_KEYS: dict[str, list[tuple[str, str]]] = {
     "articles": [("info_code", "ascending"), ("fetched_at", "ascending"), ("run_id", "ascending")],
@@ -160,11 +161,10 @@ def merge_delta(
                         root,
                         table,
                         min_files,
-                        500_000,
+                        TARGET_ROWS,
                         connection,
                         select=pick,
                         prefix=MERGED_PREFIX,
-                        always=True,
                         retire_sources=table in COVERED_TABLES,
                         group_rows=DELTA_MERGE_ROWS,
                     )
@@ -187,7 +187,7 @@ def compact(
     *,
     tables: Sequence[str] = DEFAULT_TABLES,
     min_files: int = 2,
-    target_rows: int = 500_000,
+    target_rows: int = TARGET_ROWS,
     snapshot: bool = True,
 ) -> CompactionReport:
     """Merge every partition holding at least ``min_files`` data files; see the module doc.
@@ -252,17 +252,16 @@ def _compact_table(
     *,
     select: Callable[[Path], bool] | None = None,
     prefix: str = COMPACTED_PREFIX,
-    always: bool = False,
     retire_sources: bool = False,
     group_rows: int | None = None,
 ) -> TableCompaction:
     """Merge each partition's sources (the files ``select`` accepts) into new files.
 
-    ``always``: merge any partition with ``min_files`` sources, whatever their names.
     ``retire_sources``: retire the merged sources (see ``warehouse.retired``) instead of
     deleting them: for the tables whose views name their files. Retired files are never
     sources again: the merged file holds their rows. ``group_rows``: merge only files smaller
-    than that, in groups of about that many rows (one file each), to bound the memory used.
+    than that, in groups of about that many rows (one file each), to bound the memory used,
+    in any partition holding ``min_files`` of them.
     """
     gone = retired(root)
     started = time.perf_counter()
@@ -279,7 +278,7 @@ def _compact_table(
             # grouped merges take small files only: a file of a group's size stays as it is
             if group_rows is None or source.rows < group_rows
         ]
-        if always:
+        if group_rows is not None:
             if len(sources) < min_files:
                 continue
         elif not _needs_compaction(sources, min_files, target_rows):
