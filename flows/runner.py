@@ -1,17 +1,29 @@
-"""Calling a flow and getting its report back, whether the run Completed or Failed."""
+"""Calling a flow from the command line and getting its report back, Completed or Failed."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from prefect import Flow
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings
+from prefect.settings.context import temporary_settings
 
 from flows.crawl import PagesFailed
 
 
 def run_flow(flow: Flow[..., Any], **params: Any) -> dict[str, Any]:
-    """Run ``flow`` and return its report; a run that failed without one re-raises its error."""
-    state = flow(**params, return_state=True)
+    """Run ``flow`` in this process and return its report; a run that failed without one
+    re-raises its error.
+
+    A run started here sends no flow-run heartbeats unless the operator configured them
+    (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` in the environment, a profile or ``prefect.toml``).
+    Prefect uses heartbeats to mark runs of deployments whose machine died as crashed, with an
+    automation the operator creates; on by default since Prefect 3.9, Prefect's heartbeat
+    thread holds every run's exit for up to 1 s (it sleeps in 1 s steps). Runs of deployments
+    (``finews serve``) do not come through here and keep Prefect's setting.
+    """
+    with temporary_settings(updates=_heartbeat_updates()):
+        state = flow(**params, return_state=True)
     data = state.result(raise_on_failure=False)
     if isinstance(data, dict):
         return data
@@ -20,3 +32,10 @@ def run_flow(flow: Flow[..., Any], **params: Any) -> dict[str, Any]:
     if isinstance(data, BaseException):
         raise data
     raise RuntimeError(f"flow {flow.name} ended {state.name}: {state.message}")
+
+
+def _heartbeat_updates() -> dict[Any, Any]:
+    """No heartbeats, unless a settings source names the frequency (then that stays)."""
+    if "heartbeat_frequency" in get_current_settings().flows.model_fields_set:
+        return {}
+    return {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
