@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import Flow
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings
-from prefect.settings.context import temporary_settings
+from prefect.settings import (
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    get_current_settings,
+    temporary_settings,
+)
 
 from flows.crawl import PagesFailed
 

@@ -18,6 +18,7 @@ from it, and only then are the old snapshot files deleted.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -32,7 +33,7 @@ import pyarrow.parquet as pq
 
 from warehouse.retired import retired
 from warehouse.schema import TABLES
-from warehouse.writer import TEMP_SUFFIX, ensure_layout, replacing
+from warehouse.writer import ensure_layout, replacing
 
 SNAPSHOT_DIR = "articles_current"
 MANIFEST = "_manifest.json"
@@ -164,22 +165,23 @@ def _conform(table: pa.Table) -> pa.Table:
 
 
 class _RollingWriter:
-    """Writes sorted batches into files of at most FILE_ROWS rows, each durable once closed."""
+    """Writes sorted batches into files of at most FILE_ROWS rows, each durable once closed
+    (``writer.replacing``; their names become durable with the manifest's folder fsync)."""
 
     def __init__(self, folder: Path, prefix: str) -> None:
         self.folder, self.prefix = folder, prefix
         self.names: list[str] = []
         self.rows = 0
         self._writer: pq.ParquetWriter | None = None
-        self._temp: Path | None = None
+        self._file = contextlib.ExitStack()
         self._in_file = 0
 
     def write(self, table: pa.Table) -> None:
         if self._writer is None or self._in_file >= FILE_ROWS:
             self._close()
             name = f"{self.prefix}{uuid.uuid4().hex[:12]}.parquet"
-            self._temp = self.folder / f".{name}{TEMP_SUFFIX}"
-            self._writer = pq.ParquetWriter(self._temp, TABLES["articles"], compression="zstd")
+            temp = self._file.enter_context(replacing(self.folder / name, sync_folder=False))
+            self._writer = pq.ParquetWriter(temp, TABLES["articles"], compression="zstd")
             self.names.append(name)
             self._in_file = 0
         self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
@@ -187,26 +189,21 @@ class _RollingWriter:
         self.rows += table.num_rows
 
     def _close(self) -> None:
-        if self._writer is None or self._temp is None:
-            return
-        self._writer.close()
-        self._writer = None
-        with open(self._temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(self._temp, self.folder / self.names[-1])
-        self._temp = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._file.close()  # fsynced and renamed into place
 
     def __enter__(self) -> _RollingWriter:
         return self
 
-    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
         if kind is None:
             self._close()
             return
         if self._writer is not None:
             self._writer.close()
-        if self._temp is not None:
-            self._temp.unlink(missing_ok=True)
+        self._file.__exit__(type(error), error, None)  # the temporary file goes, nothing lands
 
 
 def _write_manifest(folder: Path, manifest: Manifest) -> None:
