@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from tasks.decoding import decode_html
+from tasks.extraction import ExtractionError, extract_article
 from tasks.fetching import Fetcher
 from tasks.links import slug_from_category_url
 from tasks.listing import parse_feed, parse_listing
@@ -28,7 +30,7 @@ from tasks.records import (
     LandedBatch,
     ListingBatch,
 )
-from tasks.workers import PageJob, discard_pool, extraction_pool, run_job, run_on_worker
+from tasks.workers import discard_pool, extraction_pool, run_on_worker
 
 if TYPE_CHECKING:
     from tasks.settings import Settings
@@ -227,8 +229,7 @@ def fetch_extract_land(
 
     Workers stay lean: they never import pyarrow (~30 MB each), and the batch's bodies and
     raw pages come back once, are written as soon as they arrive and are dropped, so the
-    orchestrating process holds a few batches at most, never the crawl. A worker that dies
-    (killed, out of memory) fails this batch only; the pool is rebuilt.
+    orchestrating process holds a few batches at most, never the crawl.
     """
     from warehouse.landing import Lander
 
@@ -267,17 +268,14 @@ def fetch_and_extract(
                 _failure(ref.url, ref.info_code, "fetch", result, reason, category=ref.category)
             )
             continue
-        raw_pages.append((ref, result))
         outcome = _extract(settings, ref, result, stage="extract")
         if isinstance(outcome, Failure):
             failures.append(outcome)
+            raw_pages.append((ref, result))
             continue
-        article = outcome
-        if slug_from_category_url(ref.listed_on) is None and article.category_page:
-            exact = slug_from_category_url(article.category_page)
-            if exact:
-                article = replace(article, category=exact)
-        articles.append(article)
+        articles.append(outcome)
+        # stored under the category the article landed with, which --reextract filters on
+        raw_pages.append((replace(ref, category=outcome.category), result))
     return ArticleBatch(tuple(articles), tuple(fetches), tuple(failures), tuple(raw_pages))
 
 
@@ -298,34 +296,56 @@ def _reextract(
         if isinstance(outcome, Failure):
             failures.append(outcome)
         else:
-            articles.append(replace(outcome, category=ref.category))
+            articles.append(outcome)
     return ArticleBatch(tuple(articles), (), tuple(failures))
 
 
 def _extract(
     settings: Settings | WorkerSettings, ref: ArticleRef, result: FetchResult, *, stage: str
 ) -> Article | Failure:
-    """One fetched (or stored) page to an Article, or the Failure saying why not."""
-    job = PageJob(
-        result.content,
-        result.content_type,
-        result.final_url,
-        result.fetched_at,
-        ref.category,
-        settings.site,
-    )
-    outcome = run_job(job)
-    if outcome.article is not None:
-        return outcome.article
-    reason = outcome.reason or "no article"
+    """One fetched (or stored) page to an Article, or the Failure saying why not; an extractor
+    bug on one page is recorded like any failure, never raised."""
+    try:
+        page = decode_html(result.content, result.content_type)
+        article = extract_article(
+            page,
+            result.final_url,
+            fetched_at=result.fetched_at,
+            category=ref.category,
+            site=settings.site,
+        )
+    except ExtractionError as exc:
+        reason = str(exc) or "no article"
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+    else:
+        return _exact_category(ref, article)
     return _failure(ref.url, ref.info_code, stage, result, reason, category=ref.category)
 
 
+def _exact_category(ref: ArticleRef, article: Article) -> Article:
+    """A post not found on its category page (home page, feed, a stored raw page) carries the
+    category guessed from its URL path, lower-cased; its back-link names the exact one."""
+    if slug_from_category_url(ref.listed_on) is None and article.category_page:
+        exact = slug_from_category_url(article.category_page)
+        if exact:
+            return replace(article, category=exact)
+    return article
+
+
 def _on_worker(settings: Settings, fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn`` on the shared worker pool; a dead worker fails this call only."""
-    pool = extraction_pool(settings.extract_workers)
-    try:
-        return pool.submit(run_on_worker, fn, *args).result()
-    except BrokenExecutor:
-        discard_pool(settings.extract_workers)
-        raise
+    """Run ``fn`` on the shared worker pool.
+
+    A worker that dies (killed, out of memory) breaks every batch in flight on its pool, not
+    just its own: each goes once more on a fresh pool, so only a batch whose worker dies twice
+    fails.
+    """
+    for attempt in range(2):
+        pool = extraction_pool(settings.extract_workers)
+        try:
+            return pool.submit(run_on_worker, fn, *args).result()
+        except BrokenExecutor:
+            discard_pool(settings.extract_workers, pool)
+            if attempt:
+                raise
+    raise AssertionError("unreachable")

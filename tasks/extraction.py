@@ -27,6 +27,7 @@ from trafilatura.settings import use_config
 
 from tasks.identity import canonical_info_code, raw_id_from_post_url, raw_id_from_source_url
 from tasks.links import slug_from_category_url, to_site_url
+from tasks.markup import body_start
 from tasks.records import Article
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
@@ -91,12 +92,14 @@ def _trafilatura_config():  # type: ignore[no-untyped-def]
 
 
 def content_region(page: str) -> str | None:
-    """The inner HTML of the page's real ``<section>`` (the last one), or None if absent."""
-    opens = list(_SECTION_OPEN.finditer(page))
-    closes = list(_SECTION_CLOSE.finditer(page))
-    if not opens or not closes or closes[-1].start() < opens[-1].end():
+    """The inner HTML of the page's ``<section>``, or None if absent: from the first opening
+    after the real ``<body>`` (the head's junk is before it) to the last closing, so a
+    ``<section>`` inside a post's own markup stays inside the region."""
+    opening = _SECTION_OPEN.search(page, body_start(page))
+    if opening is None:
         return None
-    return page[opens[-1].end() : closes[-1].start()]
+    closes = list(_SECTION_CLOSE.finditer(page, opening.end()))
+    return page[opening.end() : closes[-1].start()] if closes else None
 
 
 def parse_published_at(page: str, region: str | None) -> dt.datetime | None:

@@ -11,17 +11,11 @@ import re
 
 from tasks.identity import canonical_info_code, preference, raw_id_from_post_url
 from tasks.links import post_categories, to_site_url
+from tasks.markup import body_start
 from tasks.records import ArticleRef
 
 _LINK = re.compile(r"""<a\s[^>]*?href=["']([^"'<>]+)["'][^>]*>""", re.IGNORECASE)
 _FEED_LINK = re.compile(r"""<link\s[^>]*?href=["']([^"'<>]+)["']""", re.IGNORECASE)
-_BODY_START = re.compile(r"<body[\s>]", re.IGNORECASE)
-
-
-def _body(page: str) -> str:
-    """The part after the real ``<body>``: the broken head repeats the list, with junk."""
-    matches = list(_BODY_START.finditer(page))
-    return page[matches[-1].start() :] if matches else page
 
 
 def parse_listing(page: str, page_url: str, site: str, category: str | None) -> list[ArticleRef]:
@@ -31,7 +25,7 @@ def parse_listing(page: str, page_url: str, site: str, category: str | None) -> 
     where the category comes from the post URL.
     """
     refs: dict[str, ArticleRef] = {}
-    for match in _LINK.finditer(_body(page)):
+    for match in _LINK.finditer(page[body_start(page) :]):
         ref = _make_ref(html.unescape(match.group(1)), page_url, site, category)
         if ref is not None and ref.url not in refs:
             refs[ref.url] = ref
@@ -46,7 +40,7 @@ _HOME_GROUP = re.compile(
 def parse_home_groups(page: str, page_url: str, site: str) -> list[tuple[str, list[ArticleRef]]]:
     """The home page as (tag, its newest posts) groups: the site shows 5 per tag, newest first."""
     groups = []
-    for match in _HOME_GROUP.finditer(_body(page)):
+    for match in _HOME_GROUP.finditer(page[body_start(page) :]):
         refs = parse_listing(match.group(2), page_url, site, None)
         if refs:
             groups.append((html.unescape(match.group(1)).strip(), refs))

@@ -15,7 +15,6 @@ sits at its import footprint."""
 from __future__ import annotations
 
 import atexit
-import datetime as dt
 import functools
 import multiprocessing
 import os
@@ -24,46 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
-
-from tasks.decoding import decode_html
-from tasks.extraction import ExtractionError, extract_article
-from tasks.records import Article
-
-
-@dataclass(frozen=True, slots=True)
-class PageJob:
-    """A fetched post page to extract; plain data so it pickles cheaply."""
-
-    content: bytes
-    content_type: str | None
-    url: str
-    fetched_at: dt.datetime
-    category: str
-    site: str
-
-
-@dataclass(frozen=True, slots=True)
-class JobOutcome:
-    article: Article | None
-    reason: str | None = None
-
-
-def run_job(job: PageJob) -> JobOutcome:
-    """Decode and extract one page; an ExtractionError or a bug becomes a reason, never a raise."""
-    try:
-        page = decode_html(job.content, job.content_type)
-        return JobOutcome(
-            extract_article(
-                page, job.url, fetched_at=job.fetched_at, category=job.category, site=job.site
-            )
-        )
-    except ExtractionError as exc:
-        return JobOutcome(None, str(exc))
-    except Exception as exc:  # an extractor bug on one page is recorded, not fatal
-        return JobOutcome(None, f"{type(exc).__name__}: {exc}")
-
 
 T = TypeVar("T")
 
@@ -161,12 +121,17 @@ def extraction_pool(requested: int) -> Executor:
         return _pools[workers]
 
 
-def discard_pool(requested: int) -> None:
-    """Forget a broken pool (a worker died) so the next batch gets a fresh one."""
+def discard_pool(requested: int, broken: Executor) -> None:
+    """Forget a broken pool (a worker died) so the next batch gets a fresh one.
+
+    Only ``broken`` itself: every batch that was in flight on it reports the breakage, some
+    after another batch has already put a fresh pool in its place.
+    """
+    key = extraction_workers(requested)
     with _lock:
-        pool = _pools.pop(extraction_workers(requested), None)
-    if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
+        if _pools.get(key) is broken:
+            del _pools[key]
+    broken.shutdown(wait=False, cancel_futures=True)
 
 
 @contextmanager

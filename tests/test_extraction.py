@@ -290,7 +290,7 @@ def test_bigram_f1_helper() -> None:
 # --- the smaller functions ----------------------------------------------------------------------
 
 
-def test_content_region_is_the_last_section() -> None:
+def test_content_region_is_the_body_section() -> None:
     post = posts_of("media-em_media")[0]
     region = content_region(page_of(post))
     assert region is not None
@@ -301,6 +301,24 @@ def test_content_region_is_the_last_section() -> None:
     assert content_region("<html><body><p>x</p></body></html>") is None
     assert content_region("<section><p>opened, never closed</p>") is None
     assert content_region("</section><section>") is None
+
+
+def test_a_section_inside_the_post_stays_in_the_region() -> None:
+    """Markup pasted from an editor can hold its own ``<section>``: the region still runs from
+    the page's section to its end, and the head's junk stays out of the body."""
+    post = posts_of("media-em_media")[0]
+    first = sentences(post.expected_text)[0]
+    page = page_of(post)
+    head, body = page.split("<body", 1)  # the head repeats the text: edit the body's
+    page = head + "<body" + body.replace(first, f"{first}<section><p>内嵌段落。</p></section>", 1)
+    assert "内嵌段落" in (content_region(page) or "")
+    article = extract(page, post)
+    assert article.extraction_path == "region"
+    assert article.published_at == post.published_at
+    assert first in article.body and "内嵌段落。" in article.body
+    assert sentences(post.expected_text)[-1] in article.body
+    for junk in FORBIDDEN_IN_BODY:
+        assert junk not in article.body, junk
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,33 @@ def _reextract_emnews(server: ReplicaServer, warehouse: Path) -> dict[str, objec
     )
 
 
+def _edit_raw_page(warehouse: Path, post: Post, category: str | None = None) -> None:
+    """Rewrite ``post``'s stored raw page in place: "补充：" before its text (so it extracts
+    differently), and its stored category replaced when ``category`` is given."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    text = post.expected_text[:10].encode()
+    for path in (warehouse / "raw_pages").rglob("part-*.parquet"):
+        table = pq.read_table(path)
+        hit = pc.equal(table["info_code"], post.info_code)
+        if not pc.any(hit).as_py():
+            continue
+        hits = hit.to_pylist()
+        contents = [
+            c.replace(text, "补充：".encode() + text) if h else c
+            for c, h in zip(table["content"].to_pylist(), hits, strict=True)
+        ]
+        table = table.set_column(
+            table.schema.get_field_index("content"), "content", pa.array(contents, pa.binary())
+        )
+        if category is not None:
+            column = pc.if_else(hit, pa.scalar(category, table["category"].type), table["category"])
+            table = table.set_column(table.schema.get_field_index("category"), "category", column)
+        path.unlink()
+        pq.write_table(table, path)
+
+
 def _query(warehouse: Path, sql: str) -> list[tuple[object, ...]]:
     with duckdb.connect(str(warehouse / CATALOG_NAME), read_only=True) as connection:
         return connection.execute(sql).fetchall()
@@ -270,28 +297,9 @@ def test_reextract_lands_a_new_version_when_the_stored_page_extracts_differently
     posts: list[Post], server: ReplicaServer, warehouse: Path
 ) -> None:
     """A newer extractor is simulated by editing one stored raw page in place."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
     run_flow(crawl, categories=["emnews"], site=server.base_url, warehouse=str(warehouse), rps=0)
     target = next(p for p in posts if p.category == "emnews" and len(p.expected_text) > 100)
-    for path in (warehouse / "raw_pages").rglob("part-*.parquet"):
-        table = pq.read_table(path)
-        hit = pc.equal(table["info_code"], target.info_code)
-        if pc.any(hit).as_py():
-            column = table.schema.get_field_index("content")
-            contents = [
-                c.replace(
-                    target.expected_text[:10].encode(),
-                    "补充：".encode() + target.expected_text[:10].encode(),
-                )
-                if h
-                else c
-                for c, h in zip(table["content"].to_pylist(), hit.to_pylist(), strict=True)
-            ]
-            table = table.set_column(column, "content", pa.array(contents, pa.binary()))
-            path.unlink()
-            pq.write_table(table, path)
+    _edit_raw_page(warehouse, target)
     report = _reextract_emnews(server, warehouse)
     assert report["new_versions"] == 1
     body = _query(
@@ -301,6 +309,42 @@ def test_reextract_lands_a_new_version_when_the_stored_page_extracts_differently
     assert _query(
         warehouse, f"SELECT count(*) FROM article_versions WHERE info_code = '{target.info_code}'"
     ) == [(2,)]
+
+
+def test_a_home_page_post_keeps_its_exact_category_through_reextraction(
+    posts: list[Post], server: ReplicaServer, warehouse: Path
+) -> None:
+    """A post found on the home page is listed under the category its URL path suggests
+    ("caixin"); its back-link names the exact one ("CaiXin"), which the row, its stored raw page
+    and any re-extraction keep, even of a raw page stored with the guess."""
+    from tasks.links import post_categories
+
+    run_flow(crawl, categories=["all"], site=server.base_url, warehouse=str(warehouse), rps=0)
+    guessed = [p for p in posts if post_categories(p.url_path) != [p.category]]
+    exact = {p.info_code: p.category for p in guessed}
+    assert guessed, "the replica has posts whose URL path spells the category otherwise"
+    landed = dict(_query(warehouse, "SELECT info_code, category FROM articles"))
+    assert {code: landed.get(code) for code in exact} == exact
+    stored = dict(_query(warehouse, "SELECT info_code, category FROM raw_pages"))
+    assert {code: stored.get(code) for code in exact} == exact
+
+    target = next(p for p in guessed if len(p.expected_text) > 100)
+    _edit_raw_page(warehouse, target, category=" ".join(post_categories(target.url_path) or []))
+    report = run_flow(
+        backfill,
+        categories=["all"],
+        reextract=True,
+        site=server.base_url,
+        warehouse=str(warehouse),
+        rps=0,
+    )
+    assert report["new_versions"] == 1
+    assert (
+        _query(
+            warehouse, f"SELECT category, body FROM articles WHERE info_code = '{target.info_code}'"
+        )[0][0]
+        == target.category
+    )
 
 
 def test_pages_without_a_usable_date_keep_a_null_and_a_flag(

@@ -1,10 +1,16 @@
 """Worker processes live while a run uses them, and no longer."""
 
 import os
+import time
+from concurrent.futures import BrokenExecutor, ThreadPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from tasks import workers
+from tasks.batches import _on_worker
 
 
 def test_last_user_shuts_the_pool_and_a_later_run_gets_a_new_one() -> None:
@@ -20,3 +26,48 @@ def test_last_user_shuts_the_pool_and_a_later_run_gets_a_new_one() -> None:
         second = workers.extraction_pool(2)
         assert second is not first and second.submit(os.getpid).result() != os.getpid()
     assert workers._pools == {}
+
+
+def _die_once(marker: str) -> int:
+    """Kill the worker running this the first time (``marker`` exists), as the OOM killer would."""
+    if os.path.exists(marker):
+        os.unlink(marker)
+        os._exit(1)
+    time.sleep(0.2)
+    return os.getpid()
+
+
+def _die(_: str) -> int:
+    os._exit(1)
+
+
+def _wait_then_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_a_dead_worker_fails_only_a_batch_that_kills_it_twice(tmp_path: Path) -> None:
+    """Every batch in flight on the broken pool goes once more on a fresh pool: the innocent
+    ones land, and a batch that kills its worker again fails alone."""
+    settings: Any = SimpleNamespace(extract_workers=2)
+    marker = tmp_path / "die"
+    marker.touch()
+    with workers.workers_in_use(), ThreadPoolExecutor(max_workers=3) as threads:
+        innocent = threads.submit(_on_worker, settings, _wait_then_pid, 1.0)
+        time.sleep(0.3)  # the innocent batch is running when the worker dies
+        killer = threads.submit(_on_worker, settings, _die_once, str(marker))
+        assert innocent.result(timeout=60) > 0
+        assert killer.result(timeout=60) > 0
+        with pytest.raises(BrokenExecutor):
+            _on_worker(settings, _die, "")
+        assert _on_worker(settings, _wait_then_pid, 0.0) > 0, "a fresh pool after the failure"
+
+
+def test_discarding_a_broken_pool_leaves_its_replacement_alone() -> None:
+    with workers.workers_in_use():
+        broken = workers.extraction_pool(2)
+        workers.discard_pool(2, broken)
+        fresh = workers.extraction_pool(2)
+        workers.discard_pool(2, broken)  # a late report of the same breakage
+        assert workers.extraction_pool(2) is fresh
+        assert fresh.submit(os.getpid).result() != os.getpid()
