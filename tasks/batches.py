@@ -180,7 +180,7 @@ def list_pages(
     """Fetch listing pages, given as (url, kind, category) with kind in home/feed/category.
 
     ``optional`` pages are guesses (a category page inferred from a post URL): a 404 there
-    is noted as missing, not as a failure. ``validators`` (url -> (etag, last_modified)) make
+    is not a failure (the fetch log keeps it). ``validators`` (url -> (etag, last_modified)) make
     the requests conditional: a 304 means nothing changed since that page was last listed.
     """
     fetcher = fetcher_for(settings)
@@ -188,7 +188,6 @@ def list_pages(
     refs: list[ArticleRef] = []
     fetches: list[tuple[str, FetchResult]] = []
     failures: list[Failure] = []
-    missing: list[str] = []
     for url, kind, category in pages:
         etag, last_modified = validators.get(url, (None, None))
         result = fetcher.fetch(url, etag=etag, last_modified=last_modified)
@@ -196,9 +195,7 @@ def list_pages(
         if result.not_modified:
             continue
         if not result.ok:
-            if optional and result.status == 404:
-                missing.append(url)
-            else:
+            if not (optional and result.status == 404):
                 failures.append(_fetch_failure(url, None, kind, result))
             continue
         try:
@@ -214,7 +211,7 @@ def list_pages(
             failures.append(_failure(url, None, kind, result, f"unparsable listing: {exc}"))
             continue
         refs.extend(found)
-    return ListingBatch(tuple(refs), tuple(fetches), tuple(failures), tuple(missing))
+    return ListingBatch(tuple(refs), tuple(fetches), tuple(failures))
 
 
 def fetch_extract_land(

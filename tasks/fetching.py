@@ -54,10 +54,11 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 from urllib3.response import BaseHTTPResponse, HTTPResponse
 from urllib3.util import parse_url
 
+from tasks.links import NETLOC
 from tasks.ratelimit import HostRateLimiter, SharedHostRateLimiter, limiter_for
 from tasks.records import FetchResult
 
-__all__ = ["MAX_REDIRECTS", "FetchRefused", "Fetcher", "parse_retry_after"]
+__all__ = ["MAX_REDIRECTS", "Fetcher", "parse_retry_after"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,6 @@ MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _NO_BODY = frozenset({204, 304})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_NETLOC = re.compile(r"(?:[a-z0-9_.\-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
 _URL_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _OBJECT_REPR = re.compile(r"<[^<>]* object at 0x[0-9a-fA-F]+>:?\s*")
 _DECODERS = frozenset(getattr(HTTPResponse, "CONTENT_DECODERS", ["gzip", "x-gzip", "deflate"]))
@@ -73,14 +73,7 @@ _CHUNK = 64 * 1024
 _DRAIN_LIMIT = 64 * 1024
 _MAX_ERROR_LEN = 300
 
-
-class FetchRefused(Exception):
-    """A URL the fetcher must never contact (scheme, host, credentials, malformed)."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"{reason}: {url}")
-        self.url = url
-        self.reason = reason
+_DECIMAL = re.compile(r"[0-9]{1,15}")
 
 
 @dataclass(slots=True)
@@ -132,13 +125,12 @@ class Fetcher:
         if isinstance(allowed_hosts, str):
             raise TypeError("allowed_hosts must be an iterable of netlocs, not a string")
         hosts = frozenset(h.strip().lower() for h in allowed_hosts)
-        bad = sorted(h for h in hosts if not _NETLOC.fullmatch(h))
+        bad = sorted(h for h in hosts if not NETLOC.fullmatch(h))
         if bad:
             raise ValueError(f"allowed_hosts must be 'host' or 'host:port', got {bad}")
         if retries < 0 or max_bytes <= 0 or pool_size <= 0:
             raise ValueError("retries must be >= 0, max_bytes and pool_size > 0")
         self.allowed_hosts = hosts
-        self.rps = rps
         self.max_bytes = max_bytes
         self.retries = retries
         self.backoff_base = backoff_base
@@ -178,12 +170,6 @@ class Fetcher:
         """Release pooled connections."""
         self._routes.clear()
         self._session.close()
-
-    def check(self, url: str) -> None:
-        """Raise FetchRefused unless ``url`` is http(s) on an allowed host:port."""
-        reason = self._refusal(url)
-        if reason is not None:
-            raise FetchRefused(url, reason)
 
     def allowed(self, url: str) -> bool:
         """Whether ``fetch`` would contact ``url`` at all."""
@@ -451,7 +437,7 @@ class Fetcher:
         netloc = parts.netloc.lower()
         if "@" in netloc:
             return "credentials in url"
-        if not _NETLOC.fullmatch(netloc) or not parts.hostname:
+        if not NETLOC.fullmatch(netloc) or not parts.hostname:
             return f"malformed host {netloc!r}"
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         try:
@@ -494,8 +480,8 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
     if value is None or not value.strip():
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(int(value))
+    if (seconds := _decimal(value)) is not None:
+        return float(seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -569,7 +555,13 @@ def _content_length(value: str | None) -> int | None:
     if len(lengths) != 1:
         return None
     (length,) = lengths
-    return int(length) if length.isdigit() else None
+    return _decimal(length)
+
+
+def _decimal(value: str) -> int | None:
+    """A header's non-negative integer: ASCII digits only (``str.isdigit`` takes "²"), and
+    few enough of them that a hostile value cannot overflow a float or Python's int parser."""
+    return int(value) if _DECIMAL.fullmatch(value) else None
 
 
 def _content_encodings(value: str | None) -> list[str]:

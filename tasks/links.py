@@ -17,6 +17,8 @@ _POST_PATH = re.compile(
     r"^/(?P<cats>(?:[^/]+/)+?)(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/[^/]+\.html$", re.ASCII
 )
 _CATEGORY_PATH = re.compile(r"^/category/(?P<slug>[^/]+)\.html$")
+# host[:port] as the crawl accepts it: ASCII (an internationalised name in its xn-- form)
+NETLOC = re.compile(r"(?:[a-z0-9_.\-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
 
 
 def to_site_url(href: str, page_url: str, site: str) -> str | None:
@@ -58,10 +60,6 @@ def post_categories(url: str) -> list[str] | None:
     if not match:
         return None
     return [unquote(part) for part in match.group("cats").strip("/").split("/")]
-
-
-def is_post_url(url: str) -> bool:
-    return post_categories(url) is not None
 
 
 @functools.lru_cache(maxsize=4096)

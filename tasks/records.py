@@ -51,7 +51,6 @@ class ArticleRef:
     info_code_raw: str
     category: str
     listed_on: str
-    title: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +101,6 @@ class ListingBatch:
     refs: tuple[ArticleRef, ...]
     fetches: tuple[tuple[str, FetchResult], ...]
     failures: tuple[Failure, ...]
-    missing_pages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

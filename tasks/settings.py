@@ -21,8 +21,11 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from tasks.links import NETLOC
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "finews.toml"
 SLUG_RE = re.compile(r"^[^/\\\x00-\x1f]{1,200}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class SettingsError(ValueError):
@@ -58,9 +61,24 @@ class Settings(BaseSettings):
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL such as https://finews.withounder.com")
-        if parts.query or parts.fragment:
-            raise ValueError("must not carry a query or fragment")
-        return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+        if "@" in parts.netloc:
+            raise ValueError("must not carry a user name or password")
+        try:
+            parts.port  # noqa: B018  (raises on a port out of range)
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        if not NETLOC.fullmatch(parts.netloc.lower()):
+            raise ValueError("has a malformed host (write an internationalised name as xn--…)")
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            raise ValueError("must be the site's root, such as https://finews.withounder.com")
+        return f"{parts.scheme}://{parts.netloc.lower()}"
+
+    @field_validator("user_agent")
+    @classmethod
+    def _check_user_agent(cls, value: str) -> str:
+        if not value.strip() or _CONTROL.search(value):
+            raise ValueError("must be one line of printable text")
+        return value
 
     @field_validator("categories", mode="before")
     @classmethod
@@ -85,7 +103,10 @@ class Settings(BaseSettings):
     @field_validator("warehouse")
     @classmethod
     def _check_warehouse(cls, value: Path) -> Path:
-        path = value.expanduser()
+        try:
+            path = value.expanduser()
+        except RuntimeError:  # "~someone" with no such user
+            raise ValueError("names the home folder of an unknown user") from None
         if path.exists() and not path.is_dir():
             raise ValueError(f"{path} exists and is not a directory")
         return path.resolve()
@@ -118,6 +139,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"config file {path} is not UTF-8 text: save it as UTF-8") from None
     except OSError as exc:
         raise SettingsError(f"config file {path} cannot be read: {exc.strerror}") from None
 
@@ -146,7 +169,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         config_file = DEFAULT_CONFIG
     file_values = _read_toml(config_file) if config_file is not None else {}
     explicit = {key: value for key, value in overrides.items() if value is not None}
-    env_names = {name for name in Settings.model_fields if f"FINEWS_{name.upper()}" in os.environ}
+    environment = {name.upper() for name in os.environ}  # read case-insensitively, as pydantic does
+    env_names = {name for name in Settings.model_fields if f"FINEWS_{name.upper()}" in environment}
     from_file = {k: v for k, v in file_values.items() if k not in explicit and k not in env_names}
     try:
         return Settings(**from_file, **explicit)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import math
 import multiprocessing
 import os
 import sys
@@ -23,6 +24,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -105,7 +107,23 @@ def extraction_workers(requested: int) -> int:
     runs each): 2 workers 5.4 and 5.6 s of the crawl's own time, peak tree RSS 392-395 MB;
     3 workers 5.9 and 6.1 s, 476-489 MB.
     """
-    return requested if requested > 0 else os.cpu_count() or 1
+    return requested if requested > 0 else usable_cores()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (``taskset``, a container's cpuset),
+    capped by a cgroup v2 CPU quota (``docker --cpus``), not every core of the host."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):  # no cgroup v2, or no limit readable
+        pass
+    return max(1, cores)
 
 
 def extraction_pool(requested: int) -> Executor:

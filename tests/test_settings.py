@@ -23,6 +23,18 @@ def test_precedence_file_env_option(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert load_settings(config, rps=0.5).rps == 0.5
 
 
+def test_a_lower_case_variable_beats_the_file_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Variables are matched case-insensitively (pydantic's reading): ``finews_rps`` is read,
+    and wins over the file as ``FINEWS_RPS`` would, not half-read and overruled."""
+    config = tmp_path / "f.toml"
+    config.write_text("rps = 2.0\n")
+    monkeypatch.setenv("finews_rps", "3")
+    assert load_settings(config).rps == 3.0
+    assert load_settings(config, site="HTTP://Example.COM/").site == "http://example.com"
+
+
 @pytest.mark.parametrize(
     ("overrides", "needle"),
     [
@@ -32,8 +44,31 @@ def test_precedence_file_env_option(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         ({"categories": ["../etc"]}, "'categories'"),
         ({"concurrency": 0}, "'concurrency'"),
         ({"bogus": 1}, "unknown setting 'bogus'"),
+        ({"site": "https://u:p@127.0.0.1:9"}, "user name or password"),
+        ({"site": "https://127.0.0.1:abc"}, "invalid port"),
+        ({"site": "https://127.0.0.1:99999"}, "invalid port"),
+        ({"site": "https://例子.测试"}, "xn--"),
+        ({"site": "https://a%20b.com"}, "malformed host"),
+        ({"site": "https://finews.withounder.com/news"}, "site's root"),
+        ({"warehouse": "~no-such-user-here/x"}, "unknown user"),
+        ({"user_agent": "a\nb"}, "'user_agent'"),
     ],
-    ids=["negative-rps", "bad-scheme", "all-plus-slug", "slash-in-slug", "zero-workers", "unknown"],
+    ids=[
+        "negative-rps",
+        "bad-scheme",
+        "all-plus-slug",
+        "slash-in-slug",
+        "zero-workers",
+        "unknown",
+        "site-credentials",
+        "site-port-letters",
+        "site-port-range",
+        "site-unicode-host",
+        "site-escaped-host",
+        "site-path",
+        "warehouse-unknown-user",
+        "user-agent-newline",
+    ],
 )
 def test_bad_values_name_the_setting(overrides: dict[str, object], needle: str) -> None:
     with pytest.raises(SettingsError) as info:
@@ -64,3 +99,7 @@ def test_missing_and_broken_config(tmp_path: Path) -> None:
     broken.write_text("rps = [")
     with pytest.raises(SettingsError, match="not valid TOML"):
         load_settings(broken)
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes('user_agent = "café"\n'.encode("latin-1"))
+    with pytest.raises(SettingsError, match="not UTF-8"):
+        load_settings(latin)

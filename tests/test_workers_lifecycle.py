@@ -1,6 +1,8 @@
 """Worker processes live while a run uses them, and no longer."""
 
 import os
+import subprocess
+import sys
 import time
 from concurrent.futures import BrokenExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -11,6 +13,8 @@ import pytest
 
 from tasks import workers
 from tasks.batches import _on_worker
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_last_user_shuts_the_pool_and_a_later_run_gets_a_new_one() -> None:
@@ -71,3 +75,16 @@ def test_discarding_a_broken_pool_leaves_its_replacement_alone() -> None:
         workers.discard_pool(2, broken)  # a late report of the same breakage
         assert workers.extraction_pool(2) is fresh
         assert fresh.submit(os.getpid).result() != os.getpid()
+
+
+def test_one_worker_per_core_this_process_may_use() -> None:
+    """``extract_workers = 0`` counts the cores of the process's affinity, not the host's."""
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))});"
+        "from tasks.workers import extraction_workers; print(extraction_workers(0))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == "1"
+    assert workers.extraction_workers(3) == 3
