@@ -97,6 +97,12 @@ class Landings:
     def __init__(self, root: Path, seed: int) -> None:
         self.root, self.random, self.runs = root, random.Random(seed), 0
         self.landed: list[dict] = []
+        self.upcoming: list[str] = []  # codes sighted before they land (a failed fetch, say)
+
+    def _upcoming(self, pop: bool) -> str:
+        while len(self.upcoming) < 3:
+            self.upcoming.append(f"{self.random.randrange(10**6):06d}")
+        return self.upcoming.pop(0) if pop else self.random.choice(self.upcoming)
 
     def run(self, articles: int = 6) -> None:
         self.runs += 1
@@ -113,7 +119,7 @@ class Landings:
                 if pick.random() < 0.1:
                     day = (day + 1) % 5  # the corrected date moves it to another partition
             else:
-                code, day = f"{pick.randrange(10**6):06d}", pick.randrange(5)
+                code, day = self._upcoming(pop=True), pick.randrange(5)
             row = _article(
                 code,
                 day,
@@ -126,7 +132,13 @@ class Landings:
         self.landed.extend(rows)
         write_rows(self.root, "articles", rows, partition="dt", name=run)
         sightings = [
-            _sighting(pick.choice(self.landed)["info_code"], pick.choice("abcdef"), run)
+            _sighting(
+                self._upcoming(pop=False)
+                if pick.random() < 0.3
+                else pick.choice(self.landed)["info_code"],
+                pick.choice("abcdef"),
+                run,
+            )
             for _ in range(3)
         ]
         write_rows(self.root, "sightings", sightings, partition="dt", name=run)

@@ -72,7 +72,9 @@ def _articles_view(root: Path, manifest: Manifest) -> str:
     template = files("warehouse").joinpath("articles_view.sql").read_text(encoding="utf-8")
     values = {
         "candidate_files": _sql_list([schema("articles"), *snapshot_paths, *delta["articles"]]),
-        "delta_sightings": _sql_list([schema("sightings"), *delta["sightings"]]),
+        "delta_sightings": _sql_list(
+            [schema("sightings"), *manifest.orphan_paths(root), *delta["sightings"]]
+        ),
     }
     return re.sub(r"\{(\w+)\}", lambda match: values[match.group(1)], template)
 

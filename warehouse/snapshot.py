@@ -33,11 +33,12 @@ import pyarrow.parquet as pq
 
 from warehouse.retired import retired
 from warehouse.schema import TABLES
-from warehouse.writer import ensure_layout, replacing
+from warehouse.writer import ensure_layout, fsync_folder, replacing
 
 SNAPSHOT_DIR = "articles_current"
 MANIFEST = "_manifest.json"
 SNAPSHOT_PREFIX = "snapshot-"
+ORPHANS_PREFIX = "orphan-sightings-"
 ROW_GROUP_ROWS = 10_000  # ~15 MB of bodies: a lookup reads one such group
 FILE_ROWS = 500_000
 BUCKET_ROWS = 100_000  # rows deduplicated and sorted at a time while building
@@ -52,12 +53,13 @@ class Manifest:
     files: tuple[str, ...] = ()
     covered: dict[str, tuple[str, ...]] = field(default_factory=dict)
     rows: int = 0
+    orphans: str | None = None  # sightings of articles not landed then (see build_snapshot)
 
     def snapshot_paths(self, root: Path) -> list[Path]:
         return [root / SNAPSHOT_DIR / name for name in self.files]
 
-    def covered_paths(self, root: Path, table: str) -> list[Path]:
-        return [root / table / name for name in self.covered.get(table, ())]
+    def orphan_paths(self, root: Path) -> list[Path]:
+        return [root / SNAPSHOT_DIR / self.orphans] if self.orphans else []
 
 
 def read_manifest(root: Path) -> Manifest:
@@ -72,6 +74,7 @@ def read_manifest(root: Path) -> Manifest:
         files=tuple(data["files"]),
         covered={table: tuple(names) for table, names in data["covered"].items()},
         rows=int(data.get("rows", 0)),
+        orphans=data.get("orphans"),
     )
 
 
@@ -122,9 +125,30 @@ def build_snapshot(root: Path, *, memory_limit: str = "1GB") -> Manifest:
             with relation.to_arrow_reader(batch_size=ROW_GROUP_ROWS) as reader:
                 for batch in reader:
                     files.write(_conform(pa.Table.from_batches([batch])))
-    manifest = Manifest(generation, tuple(files.names), covered, files.rows)
+        orphans = _write_orphans(connection, folder, generation)
+    fsync_folder(folder)  # the new files' names are durable before the manifest names them
+    manifest = Manifest(generation, tuple(files.names), covered, files.rows, orphans)
     _write_manifest(folder, manifest)
     return manifest
+
+
+def _write_orphans(
+    connection: duckdb.DuckDBPyConnection, folder: Path, generation: int
+) -> str | None:
+    """Sightings of articles that had not landed (their fetch failed, the run was cut short):
+    the manifest marks their files as reflected, but no snapshot row holds their categories,
+    so they are kept apart, for the view to merge into the article once it lands."""
+    table = connection.sql(
+        "SELECT DISTINCT info_code, category FROM sightings "
+        "WHERE category IS NOT NULL AND info_code NOT IN (SELECT info_code FROM articles) "
+        "ORDER BY ALL"
+    ).to_arrow_table()
+    if not table.num_rows:
+        return None
+    name = f"{ORPHANS_PREFIX}{generation:06d}-{uuid.uuid4().hex[:12]}.parquet"
+    with replacing(folder / name, sync_folder=False) as temp:
+        pq.write_table(table, temp, compression="zstd")
+    return name
 
 
 def _key_ranges(connection: duckdb.DuckDBPyConnection, root: Path) -> list[tuple[str, str]]:
@@ -150,12 +174,14 @@ def _key_ranges(connection: duckdb.DuckDBPyConnection, root: Path) -> list[tuple
 
 def remove_old_snapshots(root: Path) -> int:
     """Delete snapshot files the manifest no longer names (after the catalog moved on)."""
-    current = set(read_manifest(root).files)
+    manifest = read_manifest(root)
+    current = {*manifest.files, manifest.orphans}
     removed = 0
-    for path in (root / SNAPSHOT_DIR).glob(f"{SNAPSHOT_PREFIX}*.parquet"):
-        if path.name not in current:
-            path.unlink(missing_ok=True)
-            removed += 1
+    for prefix in (SNAPSHOT_PREFIX, ORPHANS_PREFIX):
+        for path in (root / SNAPSHOT_DIR).glob(f"{prefix}*.parquet"):
+            if path.name not in current:
+                path.unlink(missing_ok=True)
+                removed += 1
     return removed
 
 
@@ -166,7 +192,7 @@ def _conform(table: pa.Table) -> pa.Table:
 
 class _RollingWriter:
     """Writes sorted batches into files of at most FILE_ROWS rows, each durable once closed
-    (``writer.replacing``; their names become durable with the manifest's folder fsync)."""
+    (``writer.replacing``; their names are made durable together, before the manifest's)."""
 
     def __init__(self, folder: Path, prefix: str) -> None:
         self.folder, self.prefix = folder, prefix
@@ -212,6 +238,7 @@ def _write_manifest(folder: Path, manifest: Manifest) -> None:
         "files": list(manifest.files),
         "covered": {table: list(names) for table, names in manifest.covered.items()},
         "rows": manifest.rows,
+        "orphans": manifest.orphans,
     }
     with replacing(folder / MANIFEST) as temp:
         temp.write_text(json.dumps(data, indent=1), encoding="utf-8")

@@ -60,12 +60,12 @@ def replacing(target: Path, *, overwrite: bool = True, sync_folder: bool = True)
             except FileExistsError:
                 raise TargetExists(f"{target} already exists; refusing to overwrite it") from None
         if sync_folder:
-            _fsync_folder(target.parent)
+            fsync_folder(target.parent)
     finally:
         temp.unlink(missing_ok=True)
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
     """Make the names in ``folder`` (a rename, a new link, a deletion) durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
