@@ -1,13 +1,17 @@
 import datetime as dt
+import threading
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from warehouse import catalog, state
 from warehouse.catalog import CATALOG_NAME, QueryRefused, refresh_catalog, run_query
+from warehouse.state import load_known
 from warehouse.writer import write_rows
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 
 def _article(code: str, body: str, fetched: dt.datetime, category: str) -> dict[str, object]:
@@ -116,3 +120,41 @@ def test_sql_refuses_anything_but_reading(warehouse: Path, query: str) -> None:
     assert "\n" not in str(info.value)
     assert sorted(p.name for p in warehouse.rglob("*")) == before
     assert not Path("/tmp/finews-leak.csv").exists()
+
+
+def test_catalog_rebuilds_take_turns(warehouse: Path) -> None:
+    """A rebuild that listed the files before a compaction deleted some must not be
+    installed after the compaction's own rebuild: rebuilds wait for one another."""
+    done = threading.Event()
+    with catalog._catalog_lock(warehouse):
+        thread = threading.Thread(target=lambda: (refresh_catalog(warehouse), done.set()))
+        thread.start()
+        assert not done.wait(0.5), "a rebuild started while another one runs waits"
+    assert done.wait(30)
+    thread.join()
+
+
+def test_a_file_deleted_while_listed_is_listed_again(
+    warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compaction deletes a file between a rebuild's listing and its views: the rebuild
+    lists again (the merged file holds the rows), and so does the crawl state."""
+    listed = catalog.views_sql
+    deleted: list[Path] = []
+
+    def listed_then_deleted(root: Path) -> str:
+        sql = listed(root)
+        if not deleted:
+            deleted.append(next((root / "articles").glob("dt=*/part-t3.parquet")))
+            deleted[0].unlink()
+        return sql
+
+    monkeypatch.setattr(catalog, "views_sql", listed_then_deleted)
+    refresh_catalog(warehouse)
+    assert deleted
+    assert run_query(warehouse, "SELECT info_code FROM articles") == (["info_code"], [("1",)])
+
+    deleted.clear()
+    monkeypatch.setattr(state, "views_sql", listed_then_deleted)
+    write_rows(warehouse, "articles", [_article("2", "正文", T0, "a")], partition="dt", name="t3")
+    assert load_known(warehouse).info_codes == {"1"}

@@ -1,9 +1,13 @@
 """The crawl state follows the site's window, not the warehouse's age."""
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
-from warehouse.state import load_known
+from warehouse.compaction import merge_delta
+from warehouse.retired import retired
+from warehouse.rows import partition_date
+from warehouse.state import load_known, recent_files
 from warehouse.writer import write_rows
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -47,3 +51,57 @@ def test_state_holds_recent_partitions_and_undated_posts_only(tmp_path: Path) ->
     assert ("4", "new") in known.categorised and ("4", "c4") in known.categorised
     assert not any(code in ("1", "2") for code, _ in known.categorised)
     assert load_known(root, days=100).info_codes == set(days)
+
+
+def test_a_page_dated_years_ahead_does_not_move_the_window(tmp_path: Path) -> None:
+    """One stray partition in the future (a warehouse landed before such dates were filed
+    under ``unknown``) must not make the crawl forget the site's window and refetch it all."""
+    root = tmp_path / "wh"
+    for code, day in {"1": "2024-02-20", "2": "2024-03-01", "3": "2099-01-01"}.items():
+        write_rows(root, "articles", [_article(code, day)], partition="dt", name=f"r{code}")
+    assert load_known(root, days=14).info_codes == {"1", "2", "3"}
+
+
+def test_a_date_after_the_fetch_is_filed_under_unknown() -> None:
+    fetched = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    assert partition_date(dt.datetime(2099, 1, 1, tzinfo=SHANGHAI), fetched) == "unknown"
+    assert partition_date(None, fetched) == "unknown"
+    # the site's day, not UTC's; a clock a few hours ahead is still believed
+    assert partition_date(dt.datetime(2024, 3, 1, 20, tzinfo=dt.UTC), fetched) == "2024-03-02"
+    assert partition_date(dt.datetime(2020, 1, 1, tzinfo=SHANGHAI), fetched) == "2020-01-01"
+
+
+def test_retired_files_are_not_state(tmp_path: Path) -> None:
+    """A delta merge retires what it merged; the state reads the merged file instead (a
+    retired file may be purged by another run while this one reads)."""
+    root = tmp_path / "wh"
+    for code in "12345678":
+        write_rows(root, "articles", [_article(code, "2024-03-01")], partition="dt", name=code)
+    merge_delta(root, min_files=2)
+    gone = set(retired(root))
+    assert gone, "the delta merge retired the run files"
+    files = {str(path.relative_to(root)) for path in recent_files(root, "articles")}
+    assert files and not files & gone
+    assert load_known(root).info_codes == set("12345678")
+
+
+def test_a_failure_left_twice_by_a_cut_short_compaction_counts_once(tmp_path: Path) -> None:
+    root = tmp_path / "wh"
+    for attempt in range(3):
+        row = {
+            "url": "http://h/9.html",
+            "info_code": "9",
+            "stage": "fetch",
+            "reason": "http 503",
+            "status": 503,
+            "failed_at": dt.datetime(2024, 3, 1, attempt, tzinfo=dt.UTC),
+            "run_id": f"r{attempt}",
+            "transient": True,
+            "dt": "2024-03-01",
+        }
+        write_rows(root, "failures", [row], partition="dt", name=f"f{attempt}")
+    (folder,) = (root / "failures").glob("dt=*")
+    for path in list(folder.glob("part-*.parquet")):  # the merged copy, sources not yet deleted
+        shutil.copy(path, path.with_name(f"part-compacted-{path.stem}.parquet"))
+    (retry,) = load_known(root).retries
+    assert retry.attempts == 3

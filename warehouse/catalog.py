@@ -8,12 +8,15 @@ always sees the files as they are.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -21,9 +24,11 @@ from warehouse.snapshot import Manifest, data_files, read_manifest
 from warehouse.writer import ensure_layout
 
 CATALOG_NAME = "finews.duckdb"
+CATALOG_LOCK = Path(".state") / "catalog.lock"
 READING_STATEMENTS = frozenset({"SELECT"})
 _EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\b", re.IGNORECASE)
 _VANISHED_RETRIES = 3
+T = TypeVar("T")
 
 
 class QueryRefused(ValueError):
@@ -45,7 +50,7 @@ def views_sql(root: Path) -> str:
     values = {
         "root": _sql_text(str(root))[1:-1],
         "articles_view": _articles_view(root, manifest),
-        "sightings_files": _sql_list(sightings),
+        "sightings_files": sql_list(sightings),
     }
     return re.sub(r"\{(\w+)\}", lambda match: values[match.group(1)], template)
 
@@ -65,14 +70,14 @@ def _articles_view(root: Path, manifest: Manifest) -> str:
         return (
             "-- One row per info_code (the current snapshot; see articles_view.sql).\n"
             "CREATE OR REPLACE VIEW articles AS\n"
-            f"SELECT * FROM read_parquet({_sql_list([schema('articles'), *snapshot_paths])}, "
+            f"SELECT * FROM read_parquet({sql_list([schema('articles'), *snapshot_paths])}, "
             "union_by_name = true, "
             "hive_partitioning = false);"
         )
     template = files("warehouse").joinpath("articles_view.sql").read_text(encoding="utf-8")
     values = {
-        "candidate_files": _sql_list([schema("articles"), *snapshot_paths, *delta["articles"]]),
-        "delta_sightings": _sql_list(
+        "candidate_files": sql_list([schema("articles"), *snapshot_paths, *delta["articles"]]),
+        "delta_sightings": sql_list(
             [schema("sightings"), *manifest.orphan_paths(root), *delta["sightings"]]
         ),
     }
@@ -83,14 +88,26 @@ def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _sql_list(paths: list[Path]) -> str:
+def sql_list(paths: list[Path]) -> str:
+    """A DuckDB list literal of paths, each quoted."""
     return "[" + ", ".join(_sql_text(str(path)) for path in paths) + "]"
 
 
 def refresh_catalog(root: Path) -> Path:
-    """(Re)build ``<root>/finews.duckdb`` with absolute paths, so it works from any directory."""
+    """(Re)build ``<root>/finews.duckdb`` with absolute paths, so it works from any directory.
+
+    Rebuilds take turns (``.state/catalog.lock``, held for tens of milliseconds): a rebuild
+    that listed the files before a compaction deleted some is installed before the
+    compaction's own rebuild, never after it. A file deleted while it is being listed makes
+    the rebuild list again.
+    """
     root = root.resolve()
     ensure_layout(root)
+    with _catalog_lock(root):
+        return retrying_vanished(lambda: _build_catalog(root))
+
+
+def _build_catalog(root: Path) -> Path:
     target = root / CATALOG_NAME
     temp = root / f".{CATALOG_NAME}.{uuid.uuid4().hex[:8]}.tmp"
     try:
@@ -101,6 +118,30 @@ def refresh_catalog(root: Path) -> Path:
         temp.unlink(missing_ok=True)
         Path(f"{temp}.wal").unlink(missing_ok=True)
     return target
+
+
+@contextmanager
+def _catalog_lock(root: Path) -> Iterator[None]:
+    path = root / CATALOG_LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd is closed
+        yield
+    finally:
+        os.close(fd)
+
+
+def retrying_vanished(action: Callable[[], T]) -> T:
+    """``action()``, run again when a file it named was deleted meanwhile by a compaction or a
+    delta merge: the merged file holds the same rows, so listing again is enough."""
+    for attempt in range(_VANISHED_RETRIES + 1):
+        try:
+            return action()
+        except duckdb.IOException as exc:
+            if not _vanished(exc) or attempt == _VANISHED_RETRIES:
+                raise
+    raise AssertionError("unreachable")
 
 
 def connect_read_only(root: Path) -> duckdb.DuckDBPyConnection:
@@ -150,20 +191,17 @@ def check_read_only(sql: str) -> None:
 def run_query(root: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run one read-only statement against the catalog; returns (column names, rows)."""
     check_read_only(sql)
-    for attempt in range(_VANISHED_RETRIES + 1):
+
+    def attempt() -> tuple[list[str], list[tuple[Any, ...]]]:
         with connect_read_only(root) as connection:
-            try:
-                relation = connection.execute(sql)
-                names = [column[0] for column in relation.description or []]
-                return names, relation.fetchall()
-            except duckdb.IOException as exc:
-                # A compaction removed a file this query had listed: the merged file holds
-                # the same rows, so the query is simply run again.
-                if not _vanished(exc) or attempt == _VANISHED_RETRIES:
-                    raise QueryRefused(_first_line(exc)) from None
-            except duckdb.Error as exc:
-                raise QueryRefused(_first_line(exc)) from None
-    raise AssertionError("unreachable")
+            relation = connection.execute(sql)
+            names = [column[0] for column in relation.description or []]
+            return names, relation.fetchall()
+
+    try:
+        return retrying_vanished(attempt)
+    except duckdb.Error as exc:
+        raise QueryRefused(_first_line(exc)) from None
 
 
 def _vanished(exc: Exception) -> bool:

@@ -13,9 +13,14 @@ from tasks.records import Article, ArticleRef, Failure, FetchResult
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 
-def partition_date(moment: dt.datetime | None) -> str:
-    """Publication day in the site's timezone; ``unknown`` when the page had no usable date."""
-    return moment.astimezone(SHANGHAI).date().isoformat() if moment else "unknown"
+def partition_date(published: dt.datetime | None, fetched: dt.datetime) -> str:
+    """Publication day in the site's timezone; ``unknown`` when the page had no usable date,
+    or one more than a day after it was fetched (no post is published after it is read: a
+    partition years ahead would only be a stray file, and the crawl state anchors its window
+    on the newest partition). The row keeps the date the page gave."""
+    if published is None or published > fetched + dt.timedelta(days=1):
+        return "unknown"
+    return published.astimezone(SHANGHAI).date().isoformat()
 
 
 def article_rows(
@@ -45,7 +50,7 @@ def article_rows(
                 "extraction_path": article.extraction_path,
                 "category_page": article.category_page,
                 "tags": list(article.tags),
-                "dt": partition_date(article.published_at),
+                "dt": partition_date(article.published_at, article.fetched_at),
             }
         )
     return rows

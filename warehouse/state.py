@@ -7,13 +7,17 @@ the catalog is loaded into an in-memory DuckDB, so state and catalog cannot disa
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
-from warehouse.catalog import views_sql
+from warehouse.catalog import retrying_vanished, sql_list, views_sql
+from warehouse.rows import SHANGHAI
+from warehouse.snapshot import data_files
 from warehouse.writer import ensure_layout
 
 
@@ -71,32 +75,40 @@ def recent_files(root: Path, table: str, days: int = STATE_DAYS) -> list[Path]:
     """Data files of the ``dt`` partitions within ``days`` of the newest one (and ``unknown``).
 
     The crawl state only has to recognise posts the site can still list, so it reads these,
-    not the whole history: its memory follows the site's window, not the warehouse's age.
+    not the whole history: its memory follows the site's window, not the warehouse's age. The
+    newest partition is the newest up to tomorrow: a page dated years ahead must not move the
+    window away from the site's (its own partition is read too). Retired files are left out, as
+    the views leave them out: a delta merge's file holds their rows, and they may be purged.
     """
-    folders = sorted((root / table).glob("dt=*"))
-    dated = [folder for folder in folders if folder.name != "dt=unknown"]
-    keep = [folder for folder in folders if folder.name == "dt=unknown"]
-    if dated:
-        try:
-            newest = dt.date.fromisoformat(dated[-1].name.removeprefix("dt="))
-        except ValueError:
-            keep += dated
-        else:
-            cutoff = (newest - dt.timedelta(days=days)).isoformat()
-            keep += [folder for folder in dated if folder.name.removeprefix("dt=") >= cutoff]
-    return sorted(path for folder in keep for path in folder.glob("part-*.parquet"))
+    by_partition: dict[str, list[str]] = defaultdict(list)
+    for name in data_files(root, table):
+        by_partition[name.split("/", 1)[0] if "/" in name else ""].append(name)
+    dates = {}
+    for partition in by_partition:
+        with contextlib.suppress(ValueError):
+            dates[partition] = dt.date.fromisoformat(partition.removeprefix("dt="))
+    horizon = dt.datetime.now(SHANGHAI).date() + dt.timedelta(days=1)
+    newest = max((day for day in dates.values() if day <= horizon), default=None)
+    cutoff = newest - dt.timedelta(days=days) if newest else dt.date.min
+    keep = [p for p in by_partition if p not in dates or dates[p] >= cutoff]
+    return sorted(root / table / name for partition in keep for name in by_partition[partition])
 
 
 def _files_sql(root: Path, table: str, days: int) -> str:
     paths = [root / table / "_schema.parquet", *recent_files(root, table, days)]
-    listed = ", ".join("'" + str(path).replace("'", "''") + "'" for path in paths)
-    return f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
+    return f"read_parquet({sql_list(paths)}, union_by_name = true, hive_partitioning = false)"
 
 
 def load_known(root: Path, *, days: int = STATE_DAYS) -> Known:
-    """The crawl state: articles and sightings of the recent partitions, listings, retries."""
-    known = Known()
+    """The crawl state: articles and sightings of the recent partitions, listings, retries.
+
+    Read again from the start when a compaction deletes a file it listed meanwhile."""
     root = root.resolve()
+    return retrying_vanished(lambda: _load_known(root, days))
+
+
+def _load_known(root: Path, days: int) -> Known:
+    known = Known()
     with open_state(root) as connection:
         articles = _files_sql(root, "articles", days)
         rows = connection.execute(

@@ -50,6 +50,8 @@ WHERE state_rank = 1;
 -- Post pages that failed and have not landed since, one row per URL. A page is retried by
 -- later runs while its last failure is transient and it failed fewer than 5 times (the
 -- retry_queue); the others are dead_pages: kept, with the last reason, for people to look at.
+-- Attempts count distinct rows: a compaction cut short leaves a merged file beside its
+-- sources until the next one, and a failure counted twice would give a page up early.
 CREATE OR REPLACE VIEW page_failures AS
 SELECT url,
        any_value(info_code) AS info_code,
@@ -60,7 +62,7 @@ SELECT url,
        arg_max(coalesce(transient, false), failed_at) AS last_transient,
        min(failed_at) AS first_failed_at,
        max(failed_at) AS last_failed_at
-FROM failures
+FROM (SELECT DISTINCT * FROM failures)
 WHERE stage IN ('fetch', 'extract')
   AND info_code IS NOT NULL
   AND info_code NOT IN (SELECT info_code FROM article_versions)
