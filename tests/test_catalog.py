@@ -158,3 +158,12 @@ def test_a_file_deleted_while_listed_is_listed_again(
     monkeypatch.setattr(state, "views_sql", listed_then_deleted)
     write_rows(warehouse, "articles", [_article("2", "正文", T0, "a")], partition="dt", name="t3")
     assert load_known(warehouse).info_codes == {"1"}
+
+
+def test_reading_a_folder_that_holds_no_warehouse_is_refused_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "notes.txt").write_text("not a warehouse")
+    with pytest.raises(QueryRefused, match="no warehouse at"):
+        run_query(tmp_path, "SELECT count(*) FROM articles")
+    assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]

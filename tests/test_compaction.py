@@ -17,7 +17,7 @@ import warehouse.compaction as compaction
 from warehouse.catalog import connect_read_only, refresh_catalog
 from warehouse.compaction import CompactionBusy, compact
 from warehouse.schema import ARTICLES, TABLES
-from warehouse.writer import remove_stale_temp_files, write_rows
+from warehouse.writer import ensure_layout, remove_stale_temp_files, write_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -389,3 +389,51 @@ def test_log_tables_drop_exact_duplicates_and_runs_is_left_alone(tmp_path: Path)
     assert len(_files(root, "runs")) == 2
     with pytest.raises(ValueError, match="unknown table"):
         compact(root, tables=["nope"])
+
+
+def test_delta_groups_pair_files_over_half_the_group_size() -> None:
+    """Files of more than half a group's rows still merge, two at a time, not alone."""
+
+    def sources(*rows: int) -> list[compaction._Source]:
+        return [compaction._Source(Path(f"f{i}"), i, 0, n) for i, n in enumerate(rows)]
+
+    groups = compaction._groups(sources(*[1100] * 8), 2000)
+    assert [[s.path.name for s in group] for group in groups] == [
+        ["f0", "f1"],
+        ["f2", "f3"],
+        ["f4", "f5"],
+        ["f6", "f7"],
+    ]
+    assert sum(len(group) for group in compaction._groups(sources(1500, 600) * 4, 2000)) == 8
+    assert compaction._groups(sources(1900), 2000) == []
+
+
+def test_listing_state_is_compacted_and_reads_the_same(tmp_path: Path) -> None:
+    """Every run lands a listing_state file per day: the crawl reads them all at start."""
+    root = tmp_path / "wh"
+    ensure_layout(root)
+    for run in range(6):
+        row = {
+            "url": f"http://h/category/c{run % 2}.html",
+            "kind": "category",
+            "status": 200,
+            "etag": f'"{run}"',
+            "checked_at": dt.datetime(2024, 3, 1, run, tzinfo=dt.UTC),
+            "run_id": f"r{run}",
+            "dt": "2024-03-01",
+        }
+        write_rows(root, "listing_state", [row], partition="dt", name=f"r{run}")
+    query = "SELECT url, etag FROM listing_state ORDER BY url"
+    with connect_read_only(root) as connection:
+        before = connection.execute(query).fetchall()
+    compact(root)
+    assert len(_files(root, "listing_state")) == 1
+    with connect_read_only(root) as connection:
+        assert (
+            connection.execute(query).fetchall()
+            == before
+            == [
+                ("http://h/category/c0.html", '"4"'),
+                ("http://h/category/c1.html", '"5"'),
+            ]
+        )

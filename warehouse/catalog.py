@@ -8,6 +8,7 @@ always sees the files as they are.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from warehouse.snapshot import Manifest, data_files, read_manifest
-from warehouse.writer import ensure_layout
+from warehouse.writer import ensure_layout, is_warehouse
 
 CATALOG_NAME = "finews.duckdb"
 CATALOG_LOCK = Path(".state") / "catalog.lock"
@@ -148,11 +149,15 @@ def connect_read_only(root: Path) -> duckdb.DuckDBPyConnection:
     """The catalog's views over the files as they are now, confined to the warehouse, locked.
 
     Built in memory for each connection (tens of milliseconds), so ``finews sql`` sees every
-    file landed so far even mid-run; nothing is written, and ``check_read_only`` admits only
-    reading statements.
+    file landed so far even mid-run; nothing is written (bar the empty schema file of a table
+    newer than the data), and ``check_read_only`` admits only reading statements. A folder that
+    holds no warehouse is refused, not laid out.
     """
     root = root.resolve()
-    ensure_layout(root)
+    if not is_warehouse(root):
+        raise QueryRefused(f"no warehouse at {root}: check --warehouse (a crawl creates one)")
+    with contextlib.suppress(OSError):  # schema files missing (a table newer than the data)
+        ensure_layout(root)
     connection = duckdb.connect(
         config={
             "autoload_known_extensions": False,

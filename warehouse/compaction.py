@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 
 from warehouse.catalog import refresh_catalog
 from warehouse.retired import purge, retire, retired
-from warehouse.schema import TABLES
+from warehouse.schema import TABLES, conform
 from warehouse.snapshot import (
     COVERED_TABLES,
     build_snapshot,
@@ -50,7 +50,7 @@ from warehouse.writer import replacing
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_TABLES = ("articles", "sightings", "fetch_log", "failures")
+DEFAULT_TABLES = ("articles", "sightings", "fetch_log", "failures", "listing_state")
 SOURCE_GLOB = "part-*.parquet"
 COMPACTED_PREFIX = "part-compacted-"
 MERGED_PREFIX = "part-merged-"  # a delta merge's output: still delta, merged again later
@@ -169,7 +169,7 @@ def merge_delta(
                         group_rows=DELTA_MERGE_ROWS,
                     )
                 )
-        if any(result.partitions_compacted for result in results):
+        if any(r.partitions_compacted for r in results if r.table in COVERED_TABLES):
             refresh_catalog(root)  # new catalogs name the merged files, not the retired ones
     return CompactionReport(tuple(results), time.perf_counter() - started)
 
@@ -212,8 +212,8 @@ def compact(
         with duckdb.connect() as connection:
             for table in tables:
                 results.append(_compact_table(root, table, min_files, target_rows, connection))
-                if results[-1].partitions_compacted:
-                    refresh_catalog(root)  # the catalog names files: not the deleted ones
+                if results[-1].partitions_compacted and table in COVERED_TABLES:
+                    refresh_catalog(root)  # its views name files: not the deleted ones
         if snapshot:
             snapshot_started = time.perf_counter()
             snapshot_rows = build_snapshot(root).rows
@@ -318,14 +318,14 @@ def _compact_table(
 
 
 def _groups(sources: list[_Source], rows: int | None) -> list[list[_Source]]:
-    """Consecutive sources of about ``rows`` rows each (all of them as one when None); a
-    last group of a single file is joined to the one before, so no file is merged alone."""
+    """Consecutive sources of about ``rows`` rows each, at least two files per group (all of
+    them as one when None); a last single file joins the group before: none is merged alone."""
     if rows is None:
         return [sources]
     groups: list[list[_Source]] = [[]]
     count = 0
-    for source in sources:
-        if groups[-1] and count + source.rows > rows:
+    for source in sources:  # each is under ``rows``: a group of two or more stays under 2×
+        if len(groups[-1]) > 1 and count + source.rows > rows:
             groups.append([])
             count = 0
         groups[-1].append(source)
@@ -372,25 +372,11 @@ def _needs_compaction(sources: list[_Source], min_files: int, target_rows: int) 
 def _merge(table: str, sources: list[_Source], connection: duckdb.DuckDBPyConnection) -> pa.Table:
     """All rows of ``sources`` in the table's schema, exact duplicates dropped, sorted."""
     schema = TABLES[table]
-    parts = [_conform(pq.ParquetFile(source.path).read(), schema) for source in sources]
+    parts = [conform(pq.ParquetFile(source.path).read(), schema) for source in sources]
     merged = pa.concat_tables(parts, promote_options="default")
     merged = _drop_exact_duplicates(merged, connection)
     keys = SORT_KEYS.get(table)
     return merged.sort_by(keys) if keys else merged
-
-
-def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Cast to ``schema``; columns an older file lacks become nulls, unknown ones are refused."""
-    extra = [name for name in data.column_names if schema.get_field_index(name) == -1]
-    if extra:
-        raise ValueError(f"columns not in the schema: {', '.join(extra)}")
-    columns = [
-        data.column(field.name).cast(field.type)
-        if field.name in data.column_names
-        else pa.nulls(data.num_rows, field.type)
-        for field in schema
-    ]
-    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _drop_exact_duplicates(data: pa.Table, connection: duckdb.DuckDBPyConnection) -> pa.Table:
@@ -436,12 +422,12 @@ def _write_parts(
     written = []
     for offset in range(0, data.num_rows, size):
         target = folder / f"{prefix}{uuid.uuid4().hex}.parquet"
-        _atomic_write(data.slice(offset, size), target)
+        _write_merged(data.slice(offset, size), target)
         written.append(target)
     return written
 
 
-def _atomic_write(data: pa.Table, target: Path) -> None:
+def _write_merged(data: pa.Table, target: Path) -> None:
     """A merged file, durably in place (with row groups) before its sources go."""
     with replacing(target) as temp:
         pq.write_table(data, temp, compression="zstd", row_group_size=ROW_GROUP_ROWS)

@@ -1,11 +1,10 @@
-"""Explicit Arrow schemas of every table, and the key each table is deduplicated on."""
+"""Explicit Arrow schemas of every table, and the cast that brings a file to its table's."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
 UTC_TS = pa.timestamp("ms", tz="UTC")
-PRIMARY_KEY = "info_code"
 
 ARTICLES = pa.schema(
     [
@@ -133,3 +132,17 @@ TABLES: dict[str, pa.Schema] = {
     "raw_pages": RAW_PAGES,
     "listing_state": LISTING_STATE,
 }
+
+
+def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Cast to ``schema``; columns an older file lacks become nulls, unknown ones are refused."""
+    extra = [name for name in data.column_names if schema.get_field_index(name) == -1]
+    if extra:
+        raise ValueError(f"columns not in the schema: {', '.join(extra)}")
+    columns = [
+        data.column(field.name).cast(field.type)
+        if field.name in data.column_names
+        else pa.nulls(data.num_rows, field.type)
+        for field in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from warehouse.retired import retired
-from warehouse.schema import TABLES
+from warehouse.schema import TABLES, conform
 from warehouse.writer import ensure_layout, fsync_folder, replacing
 
 SNAPSHOT_DIR = "articles_current"
@@ -124,7 +124,7 @@ def build_snapshot(root: Path, *, memory_limit: str = "1GB") -> Manifest:
             )
             with relation.to_arrow_reader(batch_size=ROW_GROUP_ROWS) as reader:
                 for batch in reader:
-                    files.write(_conform(pa.Table.from_batches([batch])))
+                    files.write(conform(pa.Table.from_batches([batch]), TABLES["articles"]))
         orphans = _write_orphans(connection, folder, generation)
     fsync_folder(folder)  # the new files' names are durable before the manifest names them
     manifest = Manifest(generation, tuple(files.names), covered, files.rows, orphans)
@@ -183,11 +183,6 @@ def remove_old_snapshots(root: Path) -> int:
                 path.unlink(missing_ok=True)
                 removed += 1
     return removed
-
-
-def _conform(table: pa.Table) -> pa.Table:
-    schema = TABLES["articles"]
-    return pa.Table.from_arrays([table.column(f.name).cast(f.type) for f in schema], schema=schema)
 
 
 class _RollingWriter:

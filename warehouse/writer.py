@@ -34,6 +34,11 @@ def ensure_layout(root: Path) -> None:
                 _atomic_write(schema.empty_table(), marker)
 
 
+def is_warehouse(root: Path) -> bool:
+    """Whether ``root`` holds a warehouse (something has landed or laid out its tables)."""
+    return (root / "articles").is_dir()
+
+
 class TargetExists(FileExistsError):
     """A data file of that name is already in place: landed files are never overwritten."""
 
