@@ -1,4 +1,4 @@
-"""The ``finews`` command line: crawl, backfill, sql, demo.
+"""The ``finews`` command line: crawl, backfill, sql, serve, compact, demo.
 
 Settings are validated before Prefect is even imported, so a bad value costs one line and
 exit status 2, not a server start and a traceback.
@@ -9,10 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
+
+from flows.schedules import COMPACT_CRON, CRAWL_CRON, cron_schedule
 
 if TYPE_CHECKING:
     from tasks.settings import Settings
@@ -27,12 +31,61 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 
 
+def _error_line(message: str) -> None:
+    click.echo(f"finews: error: {' '.join(message.splitlines())}", err=True)
+
+
 def _fail(message: str, status: int = USAGE_ERROR) -> NoReturn:
-    click.echo(f"finews: error: {message}", err=True)
+    """Bad input ends here: one line saying what is wrong and what to do, no traceback."""
+    _error_line(message)
     sys.exit(status)
 
 
-def _load(config: Path | None, **overrides: Any) -> Settings:
+class _OneLineError(click.ClickException):
+    """A usage error of click's (a bad option value, an unknown option) as finews' one line."""
+
+    exit_code = USAGE_ERROR
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        _error_line(self.format_message())
+
+
+# Plain `finews` shows the help; click 8.2+ does it by raising this usage error.
+_SHOWS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+@contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    """Click's usage errors become one line naming the command's --help."""
+    try:
+        yield
+    except _SHOWS_HELP:
+        raise
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        raise _OneLineError(f"{exc.format_message()}{hint}") from None
+
+
+class _Group(click.Group):
+    """The ``finews`` group: usage errors, its own or its commands', are one line, exit 2."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _one_line_usage_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
+def _load(config: Path | None, *, read_only: bool = False, **overrides: Any) -> Settings:
+    """Validated settings; a warehouse the command will write to must be writable."""
     # Imported here, not at the top: worker processes are spawned and re-import the console
     # script's module, which then costs them click only, not pydantic-settings (~15 MB each).
     from tasks.settings import SettingsError, load_settings
@@ -41,7 +94,8 @@ def _load(config: Path | None, **overrides: Any) -> Settings:
         settings = load_settings(config, **overrides)
     except SettingsError as exc:
         _fail(str(exc))
-    _check_writable(settings.warehouse)
+    if not read_only:
+        _check_writable(settings.warehouse)
     return settings
 
 
@@ -51,6 +105,14 @@ def _check_writable(path: Path) -> None:
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK):
         _fail(f"setting 'warehouse': {path} is not a writable directory")
+
+
+def _existing_warehouse(path: Path) -> None:
+    """Commands that read or rework a warehouse refuse a folder without one (none is created)."""
+    from warehouse.writer import is_warehouse
+
+    if not is_warehouse(path):
+        _fail(f"no warehouse at {path}: run 'finews crawl' first or pass --warehouse")
 
 
 def _categories(values: tuple[str, ...]) -> list[str] | None:
@@ -65,21 +127,35 @@ category_option = click.option(
 warehouse_option = click.option(
     "--warehouse",
     type=click.Path(path_type=Path),
-    help="Warehouse folder (default ./data/warehouse).",
+    help="Warehouse folder (default: the 'warehouse' setting, ./data/warehouse unless the "
+    "settings file or FINEWS_WAREHOUSE says otherwise).",
 )
 config_option = click.option(
-    "--config", type=click.Path(path_type=Path), help="Settings file (default config/finews.toml)."
+    "--config",
+    type=click.Path(path_type=Path),
+    help="Settings file (default: $FINEWS_CONFIG, else config/finews.toml of the checkout).",
 )
 rps_option = click.option(
     "--rps", type=float, help="Requests per second per host (0 = no limit, local replica only)."
 )
-concurrency_option = click.option("--concurrency", type=int, help="Worker threads.")
+concurrency_option = click.option(
+    "--concurrency", type=int, help="Batch task runs at once (listing and fetch + extract)."
+)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="finews")
 def cli() -> None:
     """Capture finews.withounder.com into a Parquet warehouse queried with DuckDB."""
+
+
+def _cron(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A schedule option is checked as it is parsed, so its error names the option."""
+    try:
+        cron_schedule(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).splitlines()[0], ctx, param) from None
+    return value
 
 
 def _check_site(settings: Settings) -> None:
@@ -92,29 +168,30 @@ def _check_site(settings: Settings) -> None:
 
 
 def _run_flow(name: str, settings: Settings, **params: Any) -> dict[str, Any]:
+    """Run a flow in this process with these settings, as a deployment's run would call it.
+
+    The site is probed here, before Prefect starts, so a wrong ``--site`` costs one line; the
+    run does not probe it again.
+    """
     # Set before pyarrow is first imported (by the flows), when Arrow reads it; workers inherit
     # it. Why: tasks.workers.use_system_allocator.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     if not params.get("reextract"):
         _check_site(settings)
     _quiet_prefect()
-    from prefect.task_runners import ThreadPoolTaskRunner
-
     from flows import crawl as flows_module
     from flows.runner import run_flow
 
-    flow = getattr(flows_module, name).with_options(
-        task_runner=ThreadPoolTaskRunner(max_workers=settings.concurrency)
-    )
-    return run_flow(
-        flow,
-        categories=settings.categories,
-        site=settings.site,
-        warehouse=str(settings.warehouse),
-        rps=settings.rps,
-        concurrency=settings.concurrency,
-        **params,
-    )
+    with flows_module.site_probed(settings.site):
+        return run_flow(
+            getattr(flows_module, name),
+            categories=settings.categories,
+            site=settings.site,
+            warehouse=str(settings.warehouse),
+            rps=settings.rps,
+            concurrency=settings.concurrency,
+            **params,
+        )
 
 
 def _finish(report: dict[str, Any]) -> NoReturn:
@@ -203,6 +280,8 @@ def backfill(
         rps=rps,
         concurrency=concurrency,
     )
+    if reextract:
+        _existing_warehouse(settings.warehouse)  # nothing to re-extract, nothing to create
     _finish(
         _run_flow(
             "backfill",
@@ -232,9 +311,8 @@ def sql(query: str, warehouse: Path | None, config: Path | None, fmt: str) -> No
     from flows.output import format_rows
     from warehouse.catalog import QueryRefused, run_query
 
-    settings = _load(config, warehouse=warehouse)
-    if not settings.warehouse.is_dir():
-        _fail(f"no warehouse at {settings.warehouse}: run 'finews crawl' first or pass --warehouse")
+    settings = _load(config, read_only=True, warehouse=warehouse)
+    _existing_warehouse(settings.warehouse)
     try:
         names, rows = run_query(settings.warehouse, query)
     except QueryRefused as exc:
@@ -247,9 +325,15 @@ def sql(query: str, warehouse: Path | None, config: Path | None, fmt: str) -> No
 @warehouse_option
 @config_option
 @rps_option
-@click.option("--cron", default="*/10 * * * *", show_default=True, help="Crawl schedule.")
 @click.option(
-    "--compact-cron", default="40 3 * * *", show_default=True, help="Compaction schedule."
+    "--cron", default=CRAWL_CRON, show_default=True, callback=_cron, help="Crawl schedule."
+)
+@click.option(
+    "--compact-cron",
+    default=COMPACT_CRON,
+    show_default=True,
+    callback=_cron,
+    help="Compaction schedule.",
 )
 def serve(
     site: str | None,
@@ -274,13 +358,9 @@ def serve(
         "rps": settings.rps,
         "config_file": str(config.resolve()) if config else None,
     }
-    try:
-        deployments = build_deployments(
-            defaults=defaults, crawl_cron=cron, compact_cron=compact_cron
-        )
-    except ValueError as exc:
-        _fail(f"invalid schedule: {str(exc).splitlines()[0]}")
-    serve_deployments(deployments)
+    serve_deployments(
+        build_deployments(defaults=defaults, crawl_cron=cron, compact_cron=compact_cron)
+    )
 
 
 @cli.command()
@@ -289,8 +369,10 @@ def serve(
 def compact(warehouse: Path | None, config: Path | None) -> None:
     """Merge small Parquet files per partition and rebuild the current snapshot of articles."""
     settings = _load(config, warehouse=warehouse)
+    _existing_warehouse(settings.warehouse)
     _quiet_prefect()
     from flows.maintenance import compact as compact_flow
+    from flows.output import format_compaction
     from flows.runner import run_flow
     from warehouse.compaction import CompactionBusy
 
@@ -302,7 +384,7 @@ def compact(warehouse: Path | None, config: Path | None) -> None:
         )
     except CompactionBusy as exc:
         _fail(str(exc), status=1)
-    click.echo(report)
+    click.echo(format_compaction(report, settings.warehouse))
 
 
 @cli.command()

@@ -9,6 +9,8 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +31,11 @@ from tasks.records import (
     ArticleBatch,
     ArticleRef,
     Failure,
+    FetchResult,
     LandedBatch,
     ListingBatch,
 )
-from tasks.settings import Settings, load_settings
+from tasks.settings import MAX_CONCURRENCY, Settings, load_settings
 from tasks.steps import (
     fetch_extract_land_task,
     list_pages_task,
@@ -44,10 +47,25 @@ from tasks.workers import release_memory, use_system_allocator, workers_in_use
 from warehouse.landing import Lander
 from warehouse.rawstore import iter_raw_pages
 from warehouse.rows import listing_state_rows
-from warehouse.state import Known, load_known
+from warehouse.state import Known, load_known, open_state
 from warehouse.writer import ensure_layout, remove_stale_temp_files
 
 Page = tuple[str, str, str | None]
+RawPage = tuple[ArticleRef, FetchResult]
+
+# The site the caller has just probed (the command line does, to fail in one line before
+# Prefect starts); a run of that site skips its own probe. Deployment runs always probe.
+_probed_site: ContextVar[str | None] = ContextVar("finews_probed_site", default=None)
+
+
+@contextmanager
+def site_probed(site: str) -> Iterator[None]:
+    """Runs started inside, of ``site``, do not ask it for ``/robots.txt`` a second time."""
+    token = _probed_site.set(site)
+    try:
+        yield
+    finally:
+        _probed_site.reset(token)
 
 
 @dataclass
@@ -78,6 +96,7 @@ class RunReport:
     status: str = "running"
 
     def summary_row(self) -> dict[str, Any]:
+        """The row of the ``runs`` table."""
         return {
             "run_id": self.run_id,
             "flow": self.flow,
@@ -100,6 +119,7 @@ class RunReport:
         }
 
     def as_dict(self) -> dict[str, Any]:
+        """Plain data (ISO timestamps): the flow's result, the CLI summary, the Prefect report."""
         data = asdict(self)
         data["started_at"] = self.started_at.isoformat()
         data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
@@ -109,13 +129,21 @@ class RunReport:
 LISTING_BATCH = 10
 
 
+# The run itself keeps at most ``concurrency`` batch task runs in flight (``_bounded``), so the
+# setting holds however the flow is called: the command line, a deployment's run, a test. The
+# task runner's own bound is the setting's largest value: never the one that bites.
+TASK_RUNNER = ThreadPoolTaskRunner(max_workers=MAX_CONCURRENCY)
+
+
 def _bounded(
-    chunks: Sequence[Any],
+    chunks: Iterable[Any],
     submit: Callable[[int, Any], PrefectFuture[Any]],
     window: int,
 ) -> Iterator[tuple[PrefectFuture[Any], Any]]:
     """Submit chunks keeping at most ``window`` in flight; yield each as it completes.
 
+    ``window`` is ``concurrency``: the number of batch task runs a run has at once. The next
+    chunk is submitted before a finished one is yielded, so no task slot waits on the caller.
     Results are dropped once yielded, so memory holds a window of batches, not the crawl.
     """
     pending: dict[int, tuple[PrefectFuture[Any], Any]] = {}
@@ -125,10 +153,10 @@ def _bounded(
     while pending:
         by_future = {id(future): index for index, (future, _) in pending.items()}
         future = next(as_completed([future for future, _ in pending.values()]))
-        index = by_future[id(future)]
-        yield pending.pop(index)
+        done = pending.pop(by_future[id(future)])
         for next_index, chunk in itertools.islice(queue, 1):
             pending[next_index] = (submit(next_index, chunk), chunk)
+        yield done
 
 
 def _chunks(items: Sequence[Any], size: int, workers: int) -> list[list[Any]]:
@@ -159,7 +187,9 @@ class CrawlRun:
         self.until = until
         self.root = settings.warehouse
         started = dt.datetime.now(dt.UTC)
-        run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        # sortable to the microsecond: the articles view breaks fetched_at ties on run_id (a
+        # re-extraction keeps the stored page's fetched_at, and may start in the same second)
+        run_id = f"{started:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
         mode = "full" if self.full else "incremental"
         self.report = RunReport(
             run_id=run_id,
@@ -178,6 +208,7 @@ class CrawlRun:
         self.run_categories: dict[str, set[str]] = defaultdict(set)
         self.category_pages: dict[str, str] = {}
         self.listing_rows: list[dict[str, Any]] = []
+        self.listing_retries: list[Page] = []
         self._home_groups: list[tuple[str, list[ArticleRef]]] = []
         self.logger = get_run_logger()
         self._clock = time.monotonic()
@@ -186,11 +217,23 @@ class CrawlRun:
 
     def prepare(self, *, offline: bool = False) -> None:
         """Check the site answers before anything is written; then load the crawl state."""
-        if not offline:
+        if not offline and _probed_site.get() != self.settings.site:
             check_site(self.settings)
         ensure_layout(self.root)
         remove_stale_temp_files(self.root)
         self.known = load_known(self.root)
+        if not offline and self.settings.all_categories:
+            self.listing_retries = [
+                (url, "category", slug)
+                for url in self.known.listing_retries
+                if (slug := slug_from_category_url(url)) is not None
+            ]
+        if self.listing_retries:
+            self.report.retried += len(self.listing_retries)
+            self.logger.info(
+                "listing again %d category page(s) whose last listing failed",
+                len(self.listing_retries),
+            )
 
     def crawl(self) -> RunReport:
         """List, dedupe, fetch, land; incremental unless ``full``."""
@@ -226,21 +269,27 @@ class CrawlRun:
             self._reextract_batches(batches, current, total)
         return self._finish()
 
-    def _reextract_batches(self, batches: Any, current: dict[str, str], total: int) -> None:
+    def _reextract_batches(
+        self, batches: Iterable[list[RawPage]], current: dict[str, str], total: int
+    ) -> None:
+        """Batches are task runs like a crawl's: a crashed one is recorded, the run goes on."""
         done = 0
-        for chunk in batches:
-            batch: ArticleBatch = reextract_task(quote(self.settings), quote(chunk))
-            changed = [a for a in batch.articles if current.get(a.info_code) != a.content_hash]
-            self.report.new_versions += len(changed)
-            self.report.unchanged += len(batch.articles) - len(changed)
-            self.lander.articles(changed, {})
-            self._count_failures(batch.failures)
+
+        def submit(_: int, chunk: list[RawPage]) -> PrefectFuture[Any]:
+            return reextract_task.submit(quote(self.settings), quote(chunk))
+
+        for future, chunk in _bounded(batches, submit, self.settings.concurrency):
+            batch: ArticleBatch | None = self._result(future, chunk, stage="reextract")
             done += len(chunk)
+            if batch is not None:
+                changed = [a for a in batch.articles if current.get(a.info_code) != a.content_hash]
+                self.report.new_versions += len(changed)
+                self.report.unchanged += len(batch.articles) - len(changed)
+                self.lander.articles(changed, {})
+                self._count_failures(batch.failures)
             publish_progress(self._progress, 100 * done / total)
 
     def _current_hashes(self) -> dict[str, str]:
-        from warehouse.state import open_state
-
         with open_state(self.root) as connection:
             return dict(
                 connection.execute("SELECT info_code, content_hash FROM articles").fetchall()
@@ -263,9 +312,12 @@ class CrawlRun:
         return report
 
     def _first_pages(self) -> list[Page]:
+        """Home page and feed (and category pages whose last listing failed), or the categories
+        asked for."""
         site = self.settings.site
         if self.settings.all_categories:
-            return [(f"{site}/", "home", None), (f"{site}/feed.xml", "feed", None)]
+            home = [(f"{site}/", "home", None), (f"{site}/feed.xml", "feed", None)]
+            return home + self.listing_retries
         return [
             (category_page_url(site, slug), "category", slug) for slug in self.settings.categories
         ]
@@ -287,7 +339,7 @@ class CrawlRun:
                 )
             )
         if refs:
-            self.report.retried = len(refs)
+            self.report.retried += len(refs)
             self.logger.info("retrying %d page(s) from the retry queue", len(refs))
             self._land_articles(self._select(refs, retry=True))
 
@@ -396,8 +448,7 @@ class CrawlRun:
                 quote(categories),
             )
 
-        window = 2 * self.settings.concurrency
-        for future, chunk in _bounded(chunks, submit, window):
+        for future, chunk in _bounded(chunks, submit, self.settings.concurrency):
             landed: LandedBatch | None = self._result(future, chunk, stage="fetch-extract")
             done += len(chunk)
             if landed is None:
@@ -454,24 +505,31 @@ class CrawlRun:
         return [page for url, page in pages.items() if url not in self.listed]
 
     def _result(self, future: PrefectFuture[Any], chunk: list[Any], *, stage: str) -> Any:
-        """A crashed batch task becomes one failure per item, never a lost run."""
+        """A crashed batch task becomes one failure per item, never a lost run.
+
+        Items are listing pages (url, kind, category), references, or stored raw pages
+        (reference, fetch).
+        """
         try:
             return future.result()
         except Exception as exc:
             now = dt.datetime.now(dt.UTC)
-            failures = [
-                Failure(
-                    url=item[0] if isinstance(item, tuple) else item.url,
-                    info_code=None if isinstance(item, tuple) else item.info_code,
-                    stage=stage,
-                    reason=f"task crashed: {type(exc).__name__}: {exc}",
-                    status=None,
-                    failed_at=now,
-                    transient=True,
-                    category=None if isinstance(item, tuple) else item.category,
+            failures = []
+            for item in chunk:
+                head = item[0] if isinstance(item, tuple) else item
+                ref = head if isinstance(head, ArticleRef) else None
+                failures.append(
+                    Failure(
+                        url=ref.url if ref else head,
+                        info_code=ref.info_code if ref else None,
+                        stage=stage,
+                        reason=f"task crashed: {type(exc).__name__}: {exc}",
+                        status=None,
+                        failed_at=now,
+                        transient=True,
+                        category=ref.category if ref else None,
+                    )
                 )
-                for item in chunk
-            ]
             self._count_failures(failures)
             return None
 
@@ -486,7 +544,8 @@ class CrawlRun:
             self.logger.warning("failed %s (%s): %s", failure.url, failure.stage, failure.reason)
 
 
-def _settings(config_file: str | None, **overrides: Any) -> Settings:
+def flow_settings(config_file: str | None, **overrides: Any) -> Settings:
+    """A flow's settings: its ``config_file`` parameter (a path, or None) and its overrides."""
     return load_settings(Path(config_file) if config_file else None, **overrides)
 
 
@@ -510,7 +569,7 @@ def _outcome(report: RunReport) -> dict[str, Any] | State:
     return data
 
 
-@flow(name="crawl", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)
+@flow(name="crawl", task_runner=TASK_RUNNER, log_prints=False)
 def crawl(
     categories: list[str] | None = None,
     site: str | None = None,
@@ -526,7 +585,7 @@ def crawl(
     Incremental by default (home page, feed, conditional requests, a small sweep); ``full``
     lists every category page.
     """
-    settings = _settings(
+    settings = flow_settings(
         config_file,
         categories=categories,
         site=site,
@@ -537,7 +596,7 @@ def crawl(
     return _outcome(CrawlRun(settings, "crawl", refetch=refetch, full=full).crawl())
 
 
-@flow(name="backfill", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)
+@flow(name="backfill", task_runner=TASK_RUNNER, log_prints=False)
 def backfill(
     categories: list[str] | None = None,
     since: dt.date | None = None,
@@ -557,7 +616,7 @@ def backfill(
     """
     if since and until and since > until:
         raise ValueError(f"since ({since}) is after until ({until})")
-    settings = _settings(
+    settings = flow_settings(
         config_file,
         categories=categories,
         site=site,

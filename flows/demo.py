@@ -36,14 +36,22 @@ SAMPLE_QUERIES = {
 def _fresh(warehouse: Path) -> Path:
     """Replace a previous demo warehouse, but never a folder the demo did not create."""
     warehouse = warehouse.resolve()
-    if warehouse.exists():
-        if not (warehouse / DEMO_MARKER).exists() and any(warehouse.iterdir()):
-            raise click.UsageError(
-                f"{warehouse} exists and is not a demo warehouse; pick another --warehouse"
-            )
-        shutil.rmtree(warehouse)
-    warehouse.mkdir(parents=True)
-    (warehouse / DEMO_MARKER).write_text("created by finews demo; replaced on every demo run\n")
+    if warehouse.exists() and not warehouse.is_dir():
+        raise click.UsageError(f"{warehouse} is not a folder; pick another --warehouse")
+    if warehouse.exists() and not (warehouse / DEMO_MARKER).exists() and any(warehouse.iterdir()):
+        raise click.UsageError(
+            f"{warehouse} exists and is not a demo warehouse; pick another --warehouse"
+        )
+    try:
+        if warehouse.exists():
+            shutil.rmtree(warehouse)
+        warehouse.mkdir(parents=True)
+        (warehouse / DEMO_MARKER).write_text("created by finews demo; replaced on every demo run\n")
+    except OSError as exc:
+        raise click.UsageError(
+            f"cannot create the demo warehouse at {warehouse} ({exc.strerror or exc}); "
+            "pick another --warehouse"
+        ) from None
     return warehouse
 
 
@@ -55,6 +63,11 @@ def run_demo(
     run_flow: Callable[..., dict[str, Any]],
     load: Callable[..., Any],
 ) -> int:
+    """Crawl a fresh replica twice into a fresh demo warehouse, then query it.
+
+    ``run_flow`` and ``load`` are the command line's, so the demo runs exactly as ``finews
+    crawl`` does. Status 0 when the first run had no failure and the second landed nothing.
+    """
     warehouse = _fresh(warehouse)
     site = render_site(generate_posts(posts, seed=seed))
     with ReplicaServer(site) as server:

@@ -10,14 +10,12 @@ from typing import Any
 
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
-from prefect.schedules import Cron
 
 from flows.crawl import backfill, crawl
 from flows.maintenance import compact
+from flows.schedules import COMPACT_CRON, CRAWL_CRON, cron_schedule
 
-TIMEZONE = "Asia/Shanghai"
-CRAWL_CRON = "*/10 * * * *"
-COMPACT_CRON = "40 3 * * *"
+# <flow>/<deployment>, as `prefect deployment run` names them
 CRAWL_DEPLOYMENT = "crawl/scheduled"
 BACKFILL_DEPLOYMENT = "backfill/manual"
 COMPACT_DEPLOYMENT = "compact/daily"
@@ -41,23 +39,23 @@ def build_deployments(
     common = {key: value for key, value in defaults.items() if value is not None}
     return [
         crawl.to_deployment(
-            name="scheduled",
-            schedules=[Cron(crawl_cron, timezone=TIMEZONE)],
+            name=CRAWL_DEPLOYMENT.partition("/")[2],
+            schedules=[cron_schedule(crawl_cron)],
             parameters=common,
             concurrency_limit=_one_at_a_time(ConcurrencyLimitStrategy.CANCEL_NEW),
             description="Incremental crawl of the whole site (home page, feed, changed pages).",
             tags=["finews"],
         ),
         backfill.to_deployment(
-            name="manual",
+            name=BACKFILL_DEPLOYMENT.partition("/")[2],
             parameters=common,
             concurrency_limit=_one_at_a_time(ConcurrencyLimitStrategy.ENQUEUE),
             description="Manual backfill: categories, since/until, refetch, reextract.",
             tags=["finews"],
         ),
         compact.to_deployment(
-            name="daily",
-            schedules=[Cron(compact_cron, timezone=TIMEZONE)],
+            name=COMPACT_DEPLOYMENT.partition("/")[2],
+            schedules=[cron_schedule(compact_cron)],
             parameters={k: v for k, v in common.items() if k in ("warehouse", "config_file")},
             concurrency_limit=_one_at_a_time(ConcurrencyLimitStrategy.CANCEL_NEW),
             description="Merge small Parquet files per partition; rebuild the articles snapshot.",

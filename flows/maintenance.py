@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from tasks.settings import load_settings
+from flows.crawl import flow_settings
+from flows.output import format_compaction
 from tasks.steps import refresh_catalog_task
 from warehouse.writer import remove_stale_temp_files
 
@@ -19,14 +19,14 @@ def compact(warehouse: str | None = None, config_file: str | None = None) -> dic
     """Merge each partition's small files into one; readers see every article once throughout."""
     from warehouse.compaction import compact as compact_warehouse
 
-    settings = load_settings(Path(config_file) if config_file else None, warehouse=warehouse)
+    settings = flow_settings(config_file, warehouse=warehouse)
     report = compact_warehouse(settings.warehouse)
     remove_stale_temp_files(settings.warehouse)
     refresh_catalog_task(settings.warehouse)
     data = asdict(report)
-    get_run_logger().info("compaction: %s", data)
+    summary = format_compaction(data, settings.warehouse)
+    get_run_logger().info("%s", summary)
     create_markdown_artifact(
-        key="finews-compaction",
-        markdown=f"# finews compaction\n\n```\n{data}\n```\n\nWarehouse `{settings.warehouse}`",
+        key="finews-compaction", markdown=f"# finews compaction\n\n```\n{summary}\n```\n"
     )
     return data

@@ -8,6 +8,7 @@ import decimal
 import io
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -59,21 +60,63 @@ def format_rows(names: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -
     return console.export_text().rstrip("\n")
 
 
+# The counts of a run, in the order every report shows them: (key of the run report, label,
+# shown always). The others only mean something in some runs (a --since/--until backfill, a
+# re-extraction) and are shown when not zero.
+COUNTS: tuple[tuple[str, str, bool], ...] = (
+    ("categories_listed", "category pages listed", True),
+    ("pages_fetched", "pages fetched", True),
+    ("not_modified", "304 Not Modified", True),
+    ("refs_seen", "references seen", True),
+    ("new_articles", "new articles", True),
+    ("new_versions", "new versions", True),
+    ("unchanged", "unchanged (re-extracted)", False),
+    ("duplicates_skipped", "duplicates skipped", True),
+    ("out_of_range", "outside --since/--until", False),
+    ("retried", "retried from the queue", True),
+    ("failures", "failures", True),
+)
+
+
+def run_counts(report: dict[str, Any]) -> list[tuple[str, int]]:
+    """(label, value) of the counts a run report shows: one list for the terminal and Prefect."""
+    return [(label, report[key]) for key, label, always in COUNTS if always or report.get(key)]
+
+
 def format_summary(report: dict[str, Any]) -> str:
+    """A run's report as the command line prints it when the run ends (failures: first 10)."""
     lines = [
         f"run {report['run_id']} ({report['flow']}): {report['status']}",
-        f"  site                {report['site']}",
-        f"  categories          {', '.join(report['categories'])} "
-        f"({report['categories_listed']} pages listed)",
-        f"  references seen     {report['refs_seen']}",
-        f"  new articles        {report['new_articles']}",
-        f"  new versions        {report['new_versions']}",
-        f"  duplicates skipped  {report['duplicates_skipped']}",
-        f"  pages fetched       {report['pages_fetched']}",
-        f"  failures            {report['failures']}",
-        f"  elapsed             {report['elapsed_s']:.1f} s",
-        f"  warehouse           {report['warehouse']}",
+        f"  {'site':<26}{report['site']}",
+        f"  {'categories':<26}{', '.join(report['categories'])}",
+        *(f"  {label:<26}{value}" for label, value in run_counts(report)),
+        f"  {'elapsed':<26}{report['elapsed_s']:.1f} s",
+        f"  {'warehouse':<26}{report['warehouse']}",
     ]
     for reason in report.get("failure_reasons", [])[:10]:
         lines.append(f"    failed: {reason}")
+    return "\n".join(lines)
+
+
+def format_compaction(report: dict[str, Any], warehouse: Path | str) -> str:
+    """A compaction's report (``warehouse.compaction.CompactionReport`` as a dict), per table."""
+    lines = [f"compacted {warehouse} in {report['elapsed_s']:.1f} s"]
+    for table in report["tables"]:
+        if table["partitions_compacted"]:
+            dropped = table["rows_before"] - table["rows_after"]
+            line = (
+                f"{table['partitions_compacted']} partition(s) rewritten: "
+                f"{table['files_before']} → {table['files_after']} files, "
+                f"{table['rows_before']} → {table['rows_after']} rows"
+                + (f" ({dropped} exact duplicates dropped)" if dropped else "")
+            )
+        else:
+            line = "nothing to merge"
+        if table["partitions_skipped"]:
+            line += f"; {table['partitions_skipped']} partition(s) skipped (see the log)"
+        lines.append(f"  {table['table']:<15}{line}")
+    if report.get("snapshot_rows") is not None:
+        lines.append(
+            f"  {'snapshot':<15}{report['snapshot_rows']} articles ({report['snapshot_s']:.1f} s)"
+        )
     return "\n".join(lines)

@@ -11,21 +11,13 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from flows.output import run_counts
+
 REPORT_KEY = "finews-run-report"
-COUNTS = (
-    ("categories_listed", "category pages listed"),
-    ("pages_fetched", "pages fetched"),
-    ("not_modified", "304 Not Modified"),
-    ("refs_seen", "references seen"),
-    ("new_articles", "new articles"),
-    ("new_versions", "new versions"),
-    ("duplicates_skipped", "duplicates skipped"),
-    ("retried", "retried from the queue"),
-    ("failures", "failures"),
-)
 
 
 def report_markdown(report: dict[str, Any]) -> str:
+    """A run's report as the Markdown artifact Prefect shows (failures: first 20)."""
     lines = [
         f"# finews {report['flow']} run `{report['run_id']}`: {report['status']}",
         "",
@@ -34,7 +26,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         "",
         "| count | value |",
         "| --- | ---: |",
-        *(f"| {label} | {report[key]} |" for key, label in COUNTS),
+        *(f"| {label} | {value} |" for label, value in run_counts(report)),
         "",
         f"Warehouse: `{report['warehouse']}` (catalog `finews.duckdb`; "
         f"`finews sql \"SELECT * FROM failures WHERE run_id = '{report['run_id']}'\"`).",
@@ -46,6 +38,7 @@ def report_markdown(report: dict[str, Any]) -> str:
 
 
 def publish_report(report: dict[str, Any]) -> None:
+    """Every crawl and backfill leaves its report in Prefect, under one key (see README)."""
     create_markdown_artifact(
         key=REPORT_KEY,
         markdown=report_markdown(report),
@@ -55,10 +48,12 @@ def publish_report(report: dict[str, Any]) -> None:
 
 
 def start_progress() -> uuid.UUID | None:
+    """A progress artifact at 0%, so a long backfill shows how far it got; its id or None."""
     artifact = create_progress_artifact(progress=0.0, description="backfill progress")
     return artifact if isinstance(artifact, uuid.UUID) else getattr(artifact, "id", None)
 
 
 def publish_progress(artifact_id: uuid.UUID | None, percent: float) -> None:
+    """Move a run's progress artifact (none for crawls: nothing to do)."""
     if artifact_id is not None:
         update_progress_artifact(artifact_id=artifact_id, progress=round(percent, 1))

@@ -26,6 +26,7 @@ from tasks.links import NETLOC
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "finews.toml"
 SLUG_RE = re.compile(r"^[^/\\\x00-\x1f]{1,200}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_CONCURRENCY = 64
 
 
 class SettingsError(ValueError):
@@ -42,7 +43,7 @@ class Settings(BaseSettings):
     site: str = "https://finews.withounder.com"
     categories: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["all"])
     rps: float = Field(1.0, ge=0, le=100)
-    concurrency: int = Field(4, ge=1, le=64)
+    concurrency: int = Field(4, ge=1, le=MAX_CONCURRENCY)
     batch_size: int = Field(200, ge=1, le=10_000)
     connect_timeout: float = Field(5.0, gt=0, le=300)
     read_timeout: float = Field(20.0, gt=0, le=600)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from flows.crawl import RunReport
+from flows.output import format_summary
+from flows.reports import report_markdown
 from replica.server import ReplicaServer
+from warehouse.writer import ensure_layout
 
 FINEWS = [sys.executable, "-m", "flows.cli"]
 
@@ -47,6 +57,8 @@ def test_crawl_then_sql(server: ReplicaServer, warehouse: Path, cli_env: dict[st
     _clean(crawl)
     for label in ("references seen", "new articles", "duplicates skipped", "failures", "elapsed"):
         assert label in crawl.stdout
+    probes = [path for _, path, _ in server.requests if path == "/robots.txt"]
+    assert len(probes) == 1, "the command line probes the site; its run does not again"
 
     query = _run(
         [
@@ -79,6 +91,44 @@ def test_crawl_then_sql(server: ReplicaServer, warehouse: Path, cli_env: dict[st
     )
     assert "n" in table.stdout and "(1 row)" in table.stdout
 
+    compact = _run(["compact", "--warehouse", str(warehouse)], cli_env)
+    assert compact.returncode == 0, compact.stderr
+    _clean(compact)
+    assert compact.stdout.startswith(f"compacted {warehouse}"), compact.stdout
+    assert "articles" in compact.stdout and "snapshot" in compact.stdout
+    assert "{" not in compact.stdout, "a summary for people, not a Python dict"
+
+
+@contextmanager
+def _read_only(path: Path) -> Iterator[None]:
+    """``path`` readable but not writable by this user (root: the immutable attribute)."""
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+    elif shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(path)]).returncode:
+        pytest.skip("running as root without chattr: cannot make a folder read-only")
+    try:
+        yield
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        else:
+            path.chmod(0o755)
+
+
+def test_sql_needs_no_write_access(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """An analyst who may read the warehouse but not write to it can query it."""
+    warehouse = tmp_path / "wh"
+    ensure_layout(warehouse)
+    with _read_only(warehouse):
+        assert not os.access(warehouse, os.W_OK)
+        result = _run(
+            ["sql", "SELECT count(*) AS n FROM articles", "--warehouse", str(warehouse)],
+            cli_env,
+            timeout=60,
+        )
+    assert result.returncode == 0, result.stderr
+    assert "(1 row)" in result.stdout
+
 
 @pytest.mark.parametrize(
     ("args", "needle"),
@@ -86,34 +136,69 @@ def test_crawl_then_sql(server: ReplicaServer, warehouse: Path, cli_env: dict[st
         (["crawl", "--rps", "-1"], "setting 'rps'"),
         (["crawl", "--site", "ftp://example.com"], "setting 'site'"),
         (["crawl", "--rps", "abc"], "'abc' is not a valid float"),
+        (["crawl", "--concurrency", "x"], "Invalid value for '--concurrency'"),
+        (["crawl", "--bogus"], "No such option '--bogus'"),
         (["crawl", "--config", "/nonexistent/finews.toml"], "does not exist"),
         (["backfill", "--since", "2022-06-02", "--until", "2022-06-01"], "after --until"),
+        (["backfill", "--since", "2024-13-01"], "(see 'finews backfill --help')"),
+        (["backfill", "--reextract"], "no warehouse at"),
+        (["compact"], "no warehouse at"),
         (["sql", "DELETE FROM articles"], "only reading statements"),
         (["sql", "COPY (SELECT 1) TO '/tmp/x.csv'"], "only reading statements"),
+        (["sql", "SELECT 1"], "no warehouse at"),
+        (["sql", "SELECT 1", "--format", "xml"], "Invalid value for '--format'"),
+        (["serve", "--compact-cron", "* * *"], "Invalid value for '--compact-cron'"),
     ],
     ids=[
         "negative-rps",
         "bad-site",
         "rps-not-a-number",
+        "concurrency-not-a-number",
+        "unknown-option",
         "missing-config",
         "since-after-until",
+        "since-not-a-date",
+        "reextract-without-warehouse",
+        "compact-without-warehouse",
         "sql-delete",
         "sql-copy",
+        "sql-without-warehouse",
+        "sql-unknown-format",
+        "serve-bad-compact-cron",
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
     args: list[str], needle: str, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     warehouse = tmp_path / "wh"
-    if args[0] == "sql":
-        warehouse.mkdir()
+    if args[0] == "sql" and "no warehouse at" not in needle:
+        ensure_layout(warehouse)
     result = _run([*args, "--warehouse", str(warehouse)], cli_env, timeout=60)
     assert result.returncode == 2
     assert needle in result.stderr
-    assert "Traceback" not in result.stderr
-    if args[0] != "crawl" or "abc" not in args:
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert not (warehouse / "articles").exists()
+    assert result.stderr.startswith("finews: error: "), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    if args[0] == "sql":
+        assert not (warehouse / "articles" / "dt=unknown").exists()
+    else:
+        assert not warehouse.exists(), "bad input writes nothing"
+
+
+@pytest.mark.parametrize("target", ["file", "/sys/finews-demo"], ids=["a-file", "not-allowed"])
+def test_demo_where_no_warehouse_can_be(
+    target: str, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    path = tmp_path / "file"
+    path.write_text("not a folder")
+    if target != "file":
+        path = Path(target)
+    result = _run(["demo", "--posts", "10", "--warehouse", str(path)], cli_env, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("finews: error: "), result.stderr
+    assert "--warehouse" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    if target == "file":
+        assert path.read_text() == "not a folder"
 
 
 def test_warehouse_that_is_a_file(tmp_path: Path, cli_env: dict[str, str]) -> None:
@@ -126,7 +211,7 @@ def test_warehouse_that_is_a_file(tmp_path: Path, cli_env: dict[str, str]) -> No
 
 
 def test_help_for_every_command(cli_env: dict[str, str]) -> None:
-    for command in ("crawl", "backfill", "sql", "demo"):
+    for command in ("crawl", "backfill", "sql", "serve", "compact", "demo"):
         result = _run([command, "--help"], cli_env, timeout=60)
         assert result.returncode == 0
         assert "Usage:" in result.stdout
@@ -142,3 +227,29 @@ def test_demo(tmp_path: Path, cli_env: dict[str, str]) -> None:
     assert "new articles 0" in result.stdout
     assert str(warehouse.resolve()) in result.stdout
     assert (warehouse / "finews.duckdb").exists()
+
+
+def test_the_summary_and_the_prefect_report_show_the_same_counts() -> None:
+    """One list of counts for both; a backfill's out-of-range posts are shown, zero re-extraction
+    counts are not."""
+    counts = {
+        "categories_listed": 1,
+        "pages_fetched": 2,
+        "not_modified": 3,
+        "refs_seen": 4,
+        "new_articles": 5,
+        "new_versions": 6,
+        "unchanged": 0,
+        "duplicates_skipped": 7,
+        "out_of_range": 8,
+        "retried": 9,
+        "failures": 10,
+    }
+    report = RunReport(
+        "r1", "backfill", "http://x", ["a"], "/w", "full", dt.datetime.now(dt.UTC), **counts
+    ).as_dict()
+    printed = dict(re.findall(r"^  (\S.*?) {2,}(\d+)$", format_summary(report), re.MULTILINE))
+    published = dict(re.findall(r"^\| (.+?) \| (\d+) \|$", report_markdown(report), re.MULTILINE))
+    assert printed == published
+    assert sorted(map(int, printed.values())) == list(range(1, 11)), "every non-zero count"
+    assert "outside --since/--until" in printed

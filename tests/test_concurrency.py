@@ -1,21 +1,29 @@
-"""Two ``finews crawl`` and one ``finews backfill`` at once on one warehouse, with a reader.
+"""Concurrency: within a run (``concurrency`` bounds its batch task runs), and across runs.
 
-The runs overlap on purpose (emnews is in all three, the backfill refetches), and a thread
-keeps querying ``articles`` through a read-only connection to the catalog while they run.
+Two ``finews crawl`` and one ``finews backfill`` at once on one warehouse, with a reader: the
+runs overlap on purpose (emnews is in all three, the backfill refetches), and a thread keeps
+querying ``articles`` through a read-only connection to the catalog while they run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import duckdb
+import pytest
 
+from flows.crawl import LISTING_BATCH, crawl
+from flows.runner import run_flow
+from replica.faults import is_post_path
 from replica.posts import Post
 from replica.server import ReplicaServer
 from tests.bench_crash import kill_group, pick_categories
@@ -153,3 +161,66 @@ def test_two_crawls_and_a_backfill_at_once(
         assert any(start < e and s < end for s, e in others), f"run {index} overlapped none"
     assert runs == [("backfill", "completed"), ("crawl", "completed"), ("crawl", "completed")]
     print(f"reader: {reader.reads} reads, {reader.swaps} retried after a catalog swap")
+
+
+class CountingReplica(ReplicaServer):
+    """The replica, answering category and post pages a little late, counting how many of each
+    it is answering at once: a category page is asked for by the listing task holding it, a
+    post by the worker process running its batch's task."""
+
+    DELAY_S: ClassVar[dict[str, float]] = {"category": 0.3, "post": 0.05}
+
+    def __init__(self, site: dict[str, bytes]) -> None:
+        super().__init__(site)
+        self.busy: Counter[str] = Counter()
+        self.peak: Counter[str] = Counter()
+        self._count = threading.Lock()
+
+    def lookup(self, path: str) -> Any:
+        kind = "category" if path.startswith("/category/") else "post"
+        if kind == "post" and not is_post_path(path):
+            return super().lookup(path)
+        with self._count:
+            self.busy[kind] += 1
+            self.peak[kind] = max(self.peak[kind], self.busy[kind])
+        try:
+            time.sleep(self.DELAY_S[kind])
+            return super().lookup(path)
+        finally:
+            with self._count:
+                self.busy[kind] -= 1
+
+
+WORKERS = 3  # worker processes: enough for 3 batches at once, fewer than 6
+
+
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.parametrize("concurrency", [1, 3, 6])
+def test_concurrency_bounds_the_batch_tasks_a_run_has_at_once(
+    concurrency: int, posts: list[Post], site: dict[str, bytes], tmp_path: Path
+) -> None:
+    """The flow called with parameters, as a deployment's run calls it (and the command line).
+
+    12 category pages make ``min(concurrency, chunks)`` listing tasks at once; batches of 4
+    posts keep ``min(concurrency, WORKERS)`` workers fetching at once.
+    """
+    counts = Counter(p.category for p in posts if p.category.isalnum())
+    categories = [category for category, _ in counts.most_common(13)[1:]]  # not emnews (52)
+    config = tmp_path / "finews.toml"
+    config.write_text(f"batch_size = 4\nextract_workers = {WORKERS}\n")
+    with CountingReplica(site) as server:
+        report = run_flow(
+            crawl,
+            categories=categories,
+            site=server.base_url,
+            warehouse=str(tmp_path / "wh"),
+            rps=0,
+            concurrency=concurrency,
+            config_file=str(config),
+        )
+        probes = [path for _, path, _ in server.requests if path == "/robots.txt"]
+    assert report["failures"] == 0 and report["new_articles"] > 4 * WORKERS
+    listing_tasks = math.ceil(12 / min(LISTING_BATCH, math.ceil(12 / concurrency)))
+    assert server.peak["category"] == min(concurrency, listing_tasks)
+    assert server.peak["post"] == min(concurrency, WORKERS)
+    assert probes == ["/robots.txt"], "a run called without the command line probes the site"

@@ -6,6 +6,8 @@ each run requested (the replica's log) and left in the warehouse (the catalog's 
 
 from __future__ import annotations
 
+import multiprocessing
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,13 +18,14 @@ from urllib.parse import unquote, urlsplit
 import duckdb
 import pytest
 
-from flows.crawl import crawl
+from flows.crawl import backfill, crawl
 from flows.runner import run_flow
 from replica.faults import PERMANENT, RECOVERING, FaultPlan
 from replica.posts import Post
 from replica.server import ReplicaServer
 from tests.quality import bigram_f1
 from warehouse.catalog import CATALOG_NAME
+from warehouse.rawstore import iter_raw_pages
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -255,3 +258,53 @@ def test_runs_report_their_failures(crawled: Crawled) -> None:
         assert run.report["failures"] == len(crawled.paths("always_503"))
     statuses = crawled.query("SELECT status FROM runs ORDER BY started_at")
     assert statuses == [("completed_with_failures",)] * 5 + [("completed",)]
+
+
+def _kill_workers(stop: threading.Event, killed: list[int]) -> None:
+    """Kill every worker process of this process as soon as it appears (the OOM killer's way)."""
+    while not stop.wait(0.01):
+        try:
+            children = multiprocessing.active_children()
+        except RuntimeError:  # a pool started a worker while the list was read: read again
+            continue
+        for child in children:
+            child.kill()
+            killed.append(child.pid or 0)
+
+
+def test_a_crashed_reextract_batch_is_recorded_and_the_run_goes_on(
+    site: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Re-extraction batches are task runs like a crawl's: one whose worker dies (twice) is a
+    recorded failure; the run lands what it can, its runs row and its report."""
+    config = tmp_path / "finews.toml"
+    config.write_text("extract_workers = 2\nbatch_size = 10\n")
+    warehouse = tmp_path / "warehouse"
+    with ReplicaServer(site) as server:
+        params = {"site": server.base_url, "warehouse": str(warehouse), "rps": 0}
+        crawled = run_flow(crawl, categories=["emnews"], **params, config_file=str(config))
+    assert crawled["failures"] == 0 and crawled["new_articles"] > 20
+    stop, killed = threading.Event(), list[int]()
+    killer = threading.Thread(target=_kill_workers, args=(stop, killed), daemon=True)
+    killer.start()
+    try:
+        report = run_flow(backfill, reextract=True, **params, config_file=str(config))
+    finally:
+        stop.set()
+        killer.join(timeout=30)
+    assert killed, "the workers were killed"
+    with duckdb.connect(str(warehouse / CATALOG_NAME), read_only=True) as connection:
+        failures = connection.execute(
+            "SELECT stage, reason, info_code FROM failures WHERE run_id = ?", [report["run_id"]]
+        ).fetchall()
+        runs = connection.execute(
+            "SELECT flow, status, failures FROM runs WHERE run_id = ?", [report["run_id"]]
+        ).fetchall()
+    assert failures, "the crashed batches' pages are recorded"
+    for stage, reason, info_code in failures:
+        assert stage == "reextract" and reason.startswith("task crashed: ") and info_code
+    assert report["status"] == "completed_with_failures"  # finews backfill exits 1
+    assert runs == [("backfill", "completed_with_failures", len(failures))]
+    stored = iter_raw_pages(warehouse, categories=None, since=None, until=None, batch_size=10)
+    done = report["failures"] + report["unchanged"] + report["new_versions"]
+    assert done == stored.total, "the batches after a crashed one ran too"

@@ -11,6 +11,7 @@ import pytest
 
 from flows.crawl import crawl
 from flows.runner import run_flow
+from replica.faults import FaultPlan
 from replica.posts import Post, generate_posts
 from replica.server import ReplicaServer
 from replica.timeline import Timeline
@@ -21,6 +22,7 @@ from warehouse.compaction import DELTA_MERGE_FILES
 from warehouse.retired import retired
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+LISTING_ATTEMPTS = 5  # as the listing_retry_queue view counts them
 
 
 def _ref(code: int) -> ArticleRef:
@@ -117,6 +119,62 @@ def test_rolling_window_captures_every_post_ever_live(tmp_path: Path) -> None:
     )
     assert max(per_partition.values()) < DELTA_MERGE_FILES
     assert list(warehouse.glob("*/dt=*/part-merged-*.parquet"))
+
+
+FAST_RETRIES = "retries = 1\nbackoff_base = 0.01\n"
+
+
+def _category_pages(site: dict[str, bytes]) -> dict[str, str]:
+    return {path: "always_503" for path in site if path.startswith("/category/")}
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_category_page_whose_listing_failed_is_listed_by_the_next_run(
+    posts: list[Post], site: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Every category page answers 503 during one run: the next run lists them, nothing is lost.
+
+    The first run lands the home page's posts, so its plan no longer needs those category
+    pages, and the sweep knows only pages that listed once: only the failure brings them back.
+    """
+    config = tmp_path / "finews.toml"
+    config.write_text(FAST_RETRIES)
+    warehouse = tmp_path / "wh"
+    plan = FaultPlan(0, {}, pinned=_category_pages(site))
+    with ReplicaServer(site, faults=plan) as server:
+        params = {"site": server.base_url, "warehouse": str(warehouse), "rps": 0}
+        first = run_flow(crawl, **params, config_file=str(config))
+        failed = {path for _, path, status in server.requests if status == 503}
+        plan.pinned.clear()  # the site recovers
+        before = len(server.requests)
+        second = run_flow(crawl, **params, config_file=str(config))
+        asked = {path for _, path, _ in server.requests[before:] if "/category/" in path}
+    assert failed and first["failures"] == len(failed), "some category pages failed"
+    assert len(_articles(warehouse)) > first["new_articles"]
+    assert failed <= asked, "the second run lists every page whose listing failed"
+    assert second["failures"] == 0 and second["retried"] == len(failed)
+    assert set(_articles(warehouse)) == _listed(posts, site), "nothing lost"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_category_page_is_listed_again_until_it_failed_five_times_in_a_row(
+    site: dict[str, bytes], tmp_path: Path
+) -> None:
+    config = tmp_path / "finews.toml"
+    config.write_text(FAST_RETRIES)
+    warehouse = tmp_path / "wh"
+    plan = FaultPlan(0, {}, pinned=_category_pages(site))
+    asked: list[int] = []
+    with ReplicaServer(site, faults=plan) as server:
+        params = {"site": server.base_url, "warehouse": str(warehouse), "rps": 0}
+        for run in range(LISTING_ATTEMPTS + 1):
+            before = len(server.requests)
+            run_flow(crawl, **params, config_file=str(config))
+            if run == 0:  # one page keeps failing, the others recover
+                page = min(path for _, path, status in server.requests if status == 503)
+                plan.pinned = {page: "always_503"}
+            asked.append(sum(path == page for _, path, _ in server.requests[before:]))
+    assert asked == [2] * LISTING_ATTEMPTS + [0], "1 + 1 retry a run, 5 runs, then no more"
 
 
 def _is_post(path: str) -> bool:

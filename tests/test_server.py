@@ -36,14 +36,22 @@ from uuid import UUID
 
 import duckdb
 import pytest
+import yaml
 
+from flows.deployments import (
+    BACKFILL_DEPLOYMENT,
+    COMPACT_DEPLOYMENT,
+    CRAWL_DEPLOYMENT,
+    build_deployments,
+)
+from flows.schedules import CRAWL_CRON, TIMEZONE
 from replica.posts import SHANGHAI, Post
 from replica.server import ReplicaServer
 
 ROOT = Path(__file__).resolve().parent.parent
 FINEWS = [sys.executable, "-m", "flows.cli"]
 PREFECT = [sys.executable, "-m", "prefect"]
-DEPLOYMENTS = ("crawl/scheduled", "backfill/manual", "compact/daily")
+DEPLOYMENTS = (CRAWL_DEPLOYMENT, BACKFILL_DEPLOYMENT, COMPACT_DEPLOYMENT)
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 SERVER_START_TIMEOUT = 90.0
 RUN_TIMEOUT = 120.0
@@ -335,11 +343,11 @@ def _check_schedules(deployments: dict[str, Any]) -> None:
     for deployment in (crawl, backfill, compact):
         assert not deployment.paused, deployment.name
     assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in crawl.schedules] == [
-        ("*/10 * * * *", "Asia/Shanghai", True)
+        (CRAWL_CRON, TIMEZONE, True)
     ]
     assert backfill.schedules == []
     [daily] = compact.schedules
-    assert daily.active and daily.schedule.timezone == "Asia/Shanghai"
+    assert daily.active and daily.schedule.timezone == TIMEZONE
     minute, hour, *rest = daily.schedule.cron.split()
     assert minute.isdigit() and hour.isdigit() and rest == ["*", "*", "*"], daily.schedule.cron
     for deployment, strategy in (
@@ -440,7 +448,7 @@ def test_finews_serve_runs_the_deployments(
 
         deployments = _wait("the three deployments", registered, 60, logs)
         _check_schedules(deployments)
-        defaults = deployments["crawl/scheduled"].parameters
+        defaults = deployments[CRAWL_DEPLOYMENT].parameters
         assert defaults["site"] == server.base_url
         assert defaults["warehouse"] == str(warehouse.resolve())
         assert defaults["rps"] == 0
@@ -448,10 +456,10 @@ def test_finews_serve_runs_the_deployments(
         # A crawl of emnews and a date-bounded backfill of another outlet, at the same time.
         category, since, until, backfill_expected = _backfill_plan(posts)
         with prefect_server.client() as client:
-            crawl_id = _trigger(client, deployments["crawl/scheduled"], {"categories": ["emnews"]})
+            crawl_id = _trigger(client, deployments[CRAWL_DEPLOYMENT], {"categories": ["emnews"]})
         backfill_id = _trigger_cli(
             prefect_server,
-            "backfill/manual",
+            BACKFILL_DEPLOYMENT,
             [f"categories={json.dumps([category])}", f"since={since}", f"until={until}"],
         )
         runs = _final_states(prefect_server, [crawl_id, backfill_id], logs)
@@ -492,7 +500,7 @@ def test_finews_serve_runs_the_deployments(
         requests_before = len(server.requests)
         with prefect_server.client() as client:
             bad_id = _trigger(
-                client, deployments["crawl/scheduled"], {"categories": ["emnews"], "rps": -1}
+                client, deployments[CRAWL_DEPLOYMENT], {"categories": ["emnews"], "rps": -1}
             )
         bad = _final_states(prefect_server, [bad_id], logs)[bad_id]
         assert bad.state.type.value == "FAILED", bad.state
@@ -516,14 +524,14 @@ def test_finews_serve_runs_the_deployments(
                 pytest.fail(f"finews serve exited after the restart\n{logs()}")
             with prefect_server.client() as client:
                 found = _deployments(client)
-            crawl = found and found["crawl/scheduled"]
+            crawl = found and found[CRAWL_DEPLOYMENT]
             if crawl and crawl.last_polled and crawl.last_polled > restarted_at:
                 return found
             return None
 
         after = _wait("the restarted finews serve to poll", polling, 60, logs)
         _check_schedules(after)
-        assert after["crawl/scheduled"].status.value == "READY"
+        assert after[CRAWL_DEPLOYMENT].status.value == "READY"
         assert again.stop(signal.SIGTERM, timeout=30) == 0, logs()
 
 
@@ -543,6 +551,46 @@ def _prefect_file(tmp_path: Path) -> Path:
     copy = tmp_path / "prefect.yaml"
     copy.write_text(pattern.sub(lambda m: f"{m.group(1)}{ROOT}", text), encoding="utf-8")
     return copy
+
+
+def _described(deployment: Any) -> dict[str, Any]:
+    """What prefect.yaml and flows/deployments.py must agree on, from either's deployment."""
+    limit = deployment["concurrency_limit"]
+    return {
+        "entrypoint": deployment["entrypoint"],
+        "description": deployment["description"],
+        "tags": list(deployment["tags"]),
+        "schedules": [
+            (s["cron"], s["timezone"], s["active"]) for s in deployment.get("schedules") or []
+        ],
+        "concurrency": (limit["limit"], limit["collision_strategy"]),
+    }
+
+
+def test_prefect_yaml_and_the_deployments_as_code_agree() -> None:
+    """The two ways to deploy (prefect.yaml, ``finews serve``) register the same deployments."""
+    in_yaml = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))["deployments"]
+    from_yaml = {f"{d['entrypoint'].rsplit(':', 1)[1]}/{d['name']}": _described(d) for d in in_yaml}
+    from_code = {
+        f"{d.flow_name}/{d.name}": _described(
+            {
+                "entrypoint": d.entrypoint,
+                "description": d.description,
+                "tags": d.tags,
+                "schedules": [
+                    {"cron": s.schedule.cron, "timezone": s.schedule.timezone, "active": s.active}
+                    for s in d.schedules
+                ],
+                "concurrency_limit": {
+                    "limit": d.concurrency_limit,
+                    "collision_strategy": d.concurrency_options.collision_strategy.value,
+                },
+            }
+        )
+        for d in build_deployments(defaults={})
+    }
+    assert list(from_code) == list(DEPLOYMENTS)
+    assert from_yaml == from_code
 
 
 def test_prefect_yaml_deploys_to_a_process_work_pool(
@@ -595,7 +643,7 @@ def test_prefect_yaml_deploys_to_a_process_work_pool(
     category, *_ = _backfill_plan(posts)
     expected = {p.info_code for p in posts if p.category == category}
     run_id = _trigger_cli(
-        prefect_server, "crawl/scheduled", [f"categories={json.dumps([category])}"]
+        prefect_server, CRAWL_DEPLOYMENT, [f"categories={json.dumps([category])}"]
     )
 
     # The worker's environment tells the flows where to crawl and land (FINEWS_* settings).

@@ -55,6 +55,7 @@ class Known:
     listings: dict[str, ListingState] = field(default_factory=dict)
     retries: list[PendingRetry] = field(default_factory=list)
     dead_urls: set[str] = field(default_factory=set)
+    listing_retries: list[str] = field(default_factory=list)  # category page URLs
 
     def has(self, info_code: str, url: str) -> bool:
         return info_code in self.info_codes or url in self.urls
@@ -141,4 +142,10 @@ def _load_known(root: Path, days: int) -> Known:
         known.dead_urls = {
             row[0] for row in connection.execute("SELECT url FROM dead_pages").fetchall()
         }
+        known.listing_retries = [
+            row[0]
+            for row in connection.execute(
+                "SELECT url FROM listing_retry_queue ORDER BY url"
+            ).fetchall()
+        ]
     return known

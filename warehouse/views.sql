@@ -73,3 +73,20 @@ SELECT * FROM page_failures WHERE last_transient AND attempts < 5;
 
 CREATE OR REPLACE VIEW dead_pages AS
 SELECT * FROM page_failures WHERE NOT last_transient OR attempts >= 5;
+
+-- Category pages whose listing failed since they last listed (200 or 304), one row per URL:
+-- runs over all categories list them again while the last failure is transient and they failed
+-- fewer than 5 times in a row. The home page's plan would not come back to them (their
+-- outlets' home posts landed) and the sweep knows only pages that listed once.
+CREATE OR REPLACE VIEW listing_retry_queue AS
+SELECT f.url,
+       count(*) AS attempts,
+       arg_max(f.reason, f.failed_at) AS last_reason,
+       max(f.failed_at) AS last_failed_at
+FROM (SELECT DISTINCT * FROM failures) AS f
+LEFT JOIN listing_state AS s ON s.url = f.url
+WHERE f.info_code IS NULL
+  AND f.stage IN ('category', 'listing')
+  AND (s.checked_at IS NULL OR f.failed_at > s.checked_at)
+GROUP BY f.url
+HAVING arg_max(coalesce(f.transient, false), f.failed_at) AND count(*) < 5;
