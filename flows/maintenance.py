@@ -10,7 +10,6 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.crawl import flow_settings
 from flows.output import format_compaction
-from tasks.steps import refresh_catalog_task
 from warehouse.writer import remove_stale_temp_files
 
 
@@ -20,9 +19,8 @@ def compact(warehouse: str | None = None, config_file: str | None = None) -> dic
     from warehouse.compaction import compact as compact_warehouse
 
     settings = flow_settings(config_file, warehouse=warehouse)
-    report = compact_warehouse(settings.warehouse)
+    report = compact_warehouse(settings.warehouse)  # the catalog is rebuilt as it ends
     remove_stale_temp_files(settings.warehouse)
-    refresh_catalog_task(settings.warehouse)
     data = asdict(report)
     summary = format_compaction(data, settings.warehouse)
     get_run_logger().info("%s", summary)

@@ -5,10 +5,11 @@ import shutil
 from pathlib import Path
 
 from warehouse.compaction import merge_delta
+from warehouse.rawstore import iter_raw_pages
 from warehouse.retired import retired
 from warehouse.rows import partition_date
 from warehouse.state import load_known, recent_files
-from warehouse.writer import write_rows
+from warehouse.writer import ensure_layout, write_rows
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
@@ -105,3 +106,26 @@ def test_a_failure_left_twice_by_a_cut_short_compaction_counts_once(tmp_path: Pa
         shutil.copy(path, path.with_name(f"part-compacted-{path.stem}.parquet"))
     (retry,) = load_known(root).retries
     assert retry.attempts == 3
+
+
+def test_raw_pages_in_a_date_range_are_counted_as_they_are_yielded(tmp_path: Path) -> None:
+    """The progress of ``backfill --reextract --since`` is out of the pages it will re-extract."""
+    root = tmp_path / "wh"
+    ensure_layout(root)
+    for day in (1, 2, 3):
+        row = {
+            "info_code": f"2024030{day}",
+            "info_code_raw": f"2024030{day}",
+            "url": f"http://h/a/2024/03/0{day}/2024030{day}.html",
+            "final_url": f"http://h/a/2024/03/0{day}/2024030{day}.html",
+            "category": "a",
+            "content": b"<html></html>",
+            "fetched_at": dt.datetime(2024, 3, 4, tzinfo=dt.UTC),
+            "run_id": "r",
+            "dt": "2024-03-04",
+        }
+        write_rows(root, "raw_pages", [row], partition="dt", name=f"p{day}")
+    pages = iter_raw_pages(
+        root, categories=None, since=dt.date(2024, 3, 2), until=None, batch_size=10
+    )
+    assert pages.total == sum(len(batch) for batch in pages) == 2

@@ -34,7 +34,9 @@ class RawPageBatches:
     def __post_init__(self) -> None:
         with open_state(self.root) as connection:
             sql, params = self._query()
-            self.total = connection.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+            # the date range is read from each URL, as when iterating (no body is read here)
+            urls = connection.execute(f"SELECT url FROM ({sql})", params).fetchall()
+            self.total = sum(1 for (url,) in urls if self._in_range(url))
 
     def _query(self) -> tuple[str, list[object]]:
         if self.categories:
