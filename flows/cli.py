@@ -7,6 +7,7 @@ exit status 2, not a server start and a traceback.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from tasks.settings import Settings
 
 USAGE_ERROR = 2
+INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C (128 + SIGINT)
 
 
 def _quiet_prefect() -> None:
@@ -80,8 +82,17 @@ class _Group(click.Group):
             return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:
-        with _one_line_usage_errors():
-            return super().invoke(ctx)
+        try:
+            with _one_line_usage_errors():
+                return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # Ctrl-C also stopped Prefect's temporary server, if the run used one: the logs
+            # still queued for it are dropped quietly rather than reported as errors after this.
+            logging.raiseExceptions = False
+            _fail(
+                "interrupted: what landed is kept; the next run fetches the rest",
+                status=INTERRUPTED,
+            )
 
 
 def _load(config: Path | None, *, read_only: bool = False, **overrides: Any) -> Settings:

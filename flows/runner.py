@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from prefect import Flow
@@ -25,6 +26,7 @@ def run_flow(flow: Flow[..., Any], **params: Any) -> dict[str, Any]:
     thread holds every run's exit for up to 1 s (it sleeps in 1 s steps). Runs of deployments
     (``finews serve``) do not come through here and keep Prefect's setting.
     """
+    _start_temporary_server()
     with temporary_settings(updates=_heartbeat_updates()):
         state = flow(**params, return_state=True)
     data = state.result(raise_on_failure=False)
@@ -42,3 +44,24 @@ def _heartbeat_updates() -> dict[Any, Any]:
     if "heartbeat_frequency" in get_current_settings().flows.model_fields_set:
         return {}
     return {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+
+
+def _start_temporary_server() -> None:
+    """With no Prefect server configured, start Prefect's temporary one now, with SIGINT blocked.
+
+    The server process inherits the blocked signal: Ctrl-C in the terminal, which reaches the
+    whole process group, then interrupts the run and not the server the run reports its end
+    to (an interrupted run used to retry a server that was gone for over a minute, then print
+    a traceback). Prefect still stops the server at exit, with SIGTERM; the run starts the
+    same server later, as it would have (``SubprocessASGIServer.start`` starts it once).
+    """
+    settings = get_current_settings()
+    if settings.api.url or not settings.server.ephemeral.enabled:
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        SubprocessASGIServer().start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)

@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import BrokenExecutor
+from concurrent.futures import BrokenExecutor, CancelledError
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -30,7 +30,7 @@ from tasks.records import (
     LandedBatch,
     ListingBatch,
 )
-from tasks.workers import discard_pool, extraction_pool, run_on_worker
+from tasks.workers import discard_pool, extraction_pool, run_on_worker, stopping
 
 if TYPE_CHECKING:
     from tasks.settings import Settings
@@ -109,6 +109,11 @@ def fetcher_for(settings: Settings | WorkerSettings) -> Fetcher:
             )
             _fetchers[key] = _new_fetcher(key, limiter=limiter)
         return _fetchers[key]
+
+
+class RunStopped(Exception):
+    """The run was interrupted (or failed) while this batch waited or ran: nothing of it has
+    landed, and its pages are fetched by the next run. Not a failure of the batch's pages."""
 
 
 class SiteUnreachable(ValueError):
@@ -335,14 +340,17 @@ def _on_worker(settings: Settings, fn: Callable[..., T], *args: Any) -> T:
 
     A worker that dies (killed, out of memory) breaks every batch in flight on its pool, not
     just its own: each goes once more on a fresh pool, so only a batch whose worker dies twice
-    fails.
+    fails. While the run is being stopped (Ctrl-C, see ``workers_in_use``) none goes again:
+    ``RunStopped``.
     """
     for attempt in range(2):
         pool = extraction_pool(settings.extract_workers)
         try:
             return pool.submit(run_on_worker, fn, *args).result()
-        except BrokenExecutor:
+        except (BrokenExecutor, CancelledError):  # cancelled: queued on a pool discarded since
             discard_pool(settings.extract_workers, pool)
+            if stopping():
+                raise RunStopped from None
             if attempt:
                 raise
     raise AssertionError("unreachable")

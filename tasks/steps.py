@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NONE
 
-from tasks.batches import fetch_extract_land, list_pages, reextract_pages
+from tasks.batches import RunStopped, fetch_extract_land, list_pages, reextract_pages
 from tasks.records import ArticleBatch, ArticleRef, FetchResult, LandedBatch, ListingBatch
 from tasks.settings import Settings
 
@@ -30,15 +30,23 @@ def fetch_extract_land_task(
     run_id: str,
     tag: str,
     categories: Mapping[str, Sequence[str]],
-) -> LandedBatch:
-    return fetch_extract_land(settings, refs, run_id=run_id, tag=tag, categories=categories)
+) -> LandedBatch | None:
+    """None when the run is being stopped (Ctrl-C): the batch did not land, quietly."""
+    try:
+        return fetch_extract_land(settings, refs, run_id=run_id, tag=tag, categories=categories)
+    except RunStopped:
+        return None
 
 
 @task(name="reextract", cache_policy=NONE, persist_result=False)
 def reextract_task(
     settings: Settings, pages: Sequence[tuple[ArticleRef, FetchResult]]
-) -> ArticleBatch:
-    return reextract_pages(settings, pages)
+) -> ArticleBatch | None:
+    """None when the run is being stopped (Ctrl-C): nothing was re-extracted, quietly."""
+    try:
+        return reextract_pages(settings, pages)
+    except RunStopped:
+        return None
 
 
 @task(name="merge-delta", cache_policy=NONE, persist_result=False)

@@ -19,6 +19,7 @@ import functools
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -96,6 +97,7 @@ class _InlineExecutor(Executor):
 _pools: dict[int, Executor] = {}
 _lock = threading.Lock()
 _users = 0
+_stopping = threading.Event()
 
 
 def extraction_workers(requested: int) -> int:
@@ -135,8 +137,16 @@ def extraction_pool(requested: int) -> Executor:
                 _pools[workers] = _InlineExecutor()
             else:
                 context = multiprocessing.get_context("spawn")
-                _pools[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+                _pools[workers] = ProcessPoolExecutor(
+                    max_workers=workers, mp_context=context, initializer=_leave_interrupts
+                )
         return _pools[workers]
+
+
+def _leave_interrupts() -> None:
+    """Ctrl-C reaches the terminal's whole process group: the run decides (``_stop``), so a
+    worker does not die of it half way through a batch, with a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def discard_pool(requested: int, broken: Executor) -> None:
@@ -157,21 +167,48 @@ def workers_in_use() -> Iterator[None]:
     """Keep the pools while a run fetches; the last run to stop using them shuts them down.
 
     So a run's worker memory ends with its batches (before the catalog refresh), and an idle
-    ``finews serve`` process holds no worker processes between scheduled runs.
+    ``finews serve`` process holds no worker processes between scheduled runs. A run that ends
+    in an error or an interrupt (Ctrl-C) stops its workers at once: queued batches are
+    cancelled, running ones ended (a batch lands only once it has returned, so its pages are
+    simply fetched by the next run), and none is retried on a fresh pool.
     """
     global _users
     with _lock:
+        if _users == 0:
+            _stopping.clear()
         _users += 1
+    failed = True
     try:
         yield
+        failed = False
     finally:
         with _lock:
             _users -= 1
             idle = list(_pools.values()) if _users == 0 else []
             if idle:
                 _pools.clear()
+            if failed and _users == 0:
+                _stopping.set()
         for pool in idle:
-            pool.shutdown(wait=True)
+            if failed:
+                _stop(pool)
+            else:
+                pool.shutdown(wait=True)
+
+
+def stopping() -> bool:
+    """Whether the pools are being stopped after a failed or interrupted run."""
+    return _stopping.is_set()
+
+
+def _stop(pool: Executor) -> None:
+    pool.shutdown(wait=False, cancel_futures=True)
+    workers = [child for child in multiprocessing.active_children() if child.is_alive()]
+    for child in workers:
+        child.terminate()
+    for child in workers:
+        child.join(timeout=5)
+    pool.shutdown(wait=True)
 
 
 @atexit.register

@@ -7,8 +7,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,10 +20,12 @@ import pytest
 from flows.crawl import RunReport
 from flows.output import format_summary
 from flows.reports import report_markdown
+from replica.posts import Post
 from replica.server import ReplicaServer
 from warehouse.writer import ensure_layout
 
 FINEWS = [sys.executable, "-m", "flows.cli"]
+_POST_PATH = re.compile(r"/\d{4}/\d{2}/\d{2}/[^/]+\.html$")
 
 
 def _run(
@@ -253,3 +257,56 @@ def test_the_summary_and_the_prefect_report_show_the_same_counts() -> None:
     assert printed == published
     assert sorted(map(int, printed.values())) == list(range(1, 11)), "every non-zero count"
     assert "outside --since/--until" in printed
+
+
+def test_ctrl_c_stops_a_run_at_once_and_the_next_run_lands_the_rest(
+    posts: list[Post], server: ReplicaServer, warehouse: Path, cli_env: dict[str, str]
+) -> None:
+    """Ctrl-C reaches the terminal's whole process group (the workers and Prefect's temporary
+    server too): the run stops in seconds with one line and status 130, not after its queued
+    batches and a minute of retries to a server that is gone; the next run lands the rest."""
+    args = ["crawl", f"--site={server.base_url}", "--category", "all"]
+    args += ["--warehouse", str(warehouse)]
+    process = subprocess.Popen(
+        [*FINEWS, *args, "--rps", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(_POST_PATH.search(path) for _, path, _ in server.requests):
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr
+            time.sleep(0.05)
+        interrupted = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=90)
+        took = time.monotonic() - interrupted
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("finews: error: interrupted"), err
+    assert "Traceback" not in out + err
+    assert took < 30, f"stopped {took:.1f} s after Ctrl-C"
+
+    again = _run([*args, "--rps", "0"], cli_env)
+    assert again.returncode == 0, again.stderr
+    _clean(again)
+    result = _run(
+        [
+            "sql",
+            "SELECT count(*), count(DISTINCT info_code) FROM articles",
+            "--warehouse",
+            str(warehouse),
+            "--format",
+            "csv",
+        ],
+        cli_env,
+    )
+    listed = {p.info_code for p in posts if " " not in p.category}
+    count, distinct = (int(v) for v in result.stdout.strip().splitlines()[-1].split(","))
+    assert count == distinct >= len(listed)

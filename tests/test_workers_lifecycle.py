@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tasks import workers
-from tasks.batches import _on_worker
+from tasks.batches import RunStopped, _on_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,3 +88,31 @@ def test_one_worker_per_core_this_process_may_use() -> None:
     )
     assert done.stdout.strip() == "1"
     assert workers.extraction_workers(3) == 3
+
+
+def test_a_run_that_fails_stops_its_workers_at_once(tmp_path: Path) -> None:
+    """Ctrl-C (or any error) in a run: queued batches are cancelled and running ones ended, so
+    the run stops now, not after every batch it queued (minutes at one request a second)."""
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), workers.workers_in_use():
+        pool = workers.extraction_pool(2)
+        assert {pool.submit(_wait_then_pid, 0.3).result() for _ in range(2)}  # workers up
+        running = [pool.submit(_wait_then_pid, 30.0) for _ in range(2)]
+        while not all(future.running() for future in running):
+            time.sleep(0.01)
+        queued = [pool.submit(_wait_then_pid, 30.0) for _ in range(4)]
+        raise KeyboardInterrupt
+    assert time.monotonic() - started < 20
+    assert all(future.done() for future in running + queued)
+    assert not any(
+        future.done() and not future.cancelled() and not future.exception()
+        for future in running + queued
+    ), "no batch ran to its end"
+    assert workers.stopping()
+    marker = tmp_path / "die"
+    marker.touch()
+    with pytest.raises(RunStopped):  # a batch that saw its pool break is not sent again
+        _on_worker(SimpleNamespace(extract_workers=2), _die_once, str(marker))
+    with workers.workers_in_use():  # the next run starts afresh
+        assert not workers.stopping()
+        assert workers.extraction_pool(2).submit(os.getpid).result() != os.getpid()
