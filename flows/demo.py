@@ -92,6 +92,6 @@ def run_demo(
     click.echo(
         f"Open it in DuckDB: duckdb {warehouse / 'finews.duckdb'}  (views: articles, "
         "article_versions, sightings, fetch_log, failures, retry_queue, dead_pages, runs, "
-        "raw_pages, listing_state)"
+        "raw_pages, listing_state, listing_retry_queue)"
     )
     return 0 if report["failures"] == 0 and again["new_articles"] == 0 else 1
