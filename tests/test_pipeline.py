@@ -20,11 +20,13 @@ from warehouse.catalog import CATALOG_NAME
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-def _reextract_emnews(server: ReplicaServer, warehouse: Path) -> dict[str, object]:
-    """``finews backfill --reextract`` of emnews: stored raw pages only."""
+def _reextract(
+    server: ReplicaServer, warehouse: Path, categories: list[str] | None = None
+) -> dict[str, object]:
+    """``finews backfill --reextract`` (of emnews unless told): stored raw pages only."""
     return run_flow(
         backfill,
-        categories=["emnews"],
+        categories=categories or ["emnews"],
         reextract=True,
         site=server.base_url,
         warehouse=str(warehouse),
@@ -287,7 +289,7 @@ def test_backfill_twice_lands_nothing_and_reextract_makes_no_request(
     )
     assert raw[0][0] == len(emnews) and raw[0][1] > 1000, "every fetched page is kept, whole"
     requests_before = len(server.requests)
-    again = _reextract_emnews(server, warehouse)
+    again = _reextract(server, warehouse)
     assert len(server.requests) == requests_before, "re-extraction reads stored pages only"
     assert (again["unchanged"], again["new_versions"], again["failures"]) == (len(emnews), 0, 0)
     assert _query(warehouse, "SELECT count(*) FROM article_versions") == [(len(emnews),)]
@@ -300,7 +302,7 @@ def test_reextract_lands_a_new_version_when_the_stored_page_extracts_differently
     run_flow(crawl, categories=["emnews"], site=server.base_url, warehouse=str(warehouse), rps=0)
     target = next(p for p in posts if p.category == "emnews" and len(p.expected_text) > 100)
     _edit_raw_page(warehouse, target)
-    report = _reextract_emnews(server, warehouse)
+    report = _reextract(server, warehouse)
     assert report["new_versions"] == 1
     body = _query(
         warehouse, f"SELECT body, extractor FROM articles WHERE info_code = '{target.info_code}'"
@@ -330,14 +332,7 @@ def test_a_home_page_post_keeps_its_exact_category_through_reextraction(
 
     target = next(p for p in guessed if len(p.expected_text) > 100)
     _edit_raw_page(warehouse, target, category=" ".join(post_categories(target.url_path) or []))
-    report = run_flow(
-        backfill,
-        categories=["all"],
-        reextract=True,
-        site=server.base_url,
-        warehouse=str(warehouse),
-        rps=0,
-    )
+    report = _reextract(server, warehouse, ["all"])
     assert report["new_versions"] == 1
     assert (
         _query(

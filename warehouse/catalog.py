@@ -9,18 +9,18 @@ always sees the files as they are.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
 
+from warehouse.locks import file_lock
 from warehouse.snapshot import Manifest, data_files, read_manifest
 from warehouse.writer import ensure_layout, is_warehouse
 
@@ -121,16 +121,8 @@ def _build_catalog(root: Path) -> Path:
     return target
 
 
-@contextmanager
-def _catalog_lock(root: Path) -> Iterator[None]:
-    path = root / CATALOG_LOCK
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd is closed
-        yield
-    finally:
-        os.close(fd)
+def _catalog_lock(root: Path) -> AbstractContextManager[None]:
+    return file_lock(root / CATALOG_LOCK)
 
 
 def retrying_vanished(action: Callable[[], T]) -> T:

@@ -20,7 +20,6 @@ what it merged for the tables whose views name their files (``warehouse.retired`
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import logging
 import math
@@ -28,7 +27,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from warehouse.catalog import refresh_catalog
+from warehouse.locks import file_lock
 from warehouse.retired import purge, retire, retired
 from warehouse.schema import TABLES, conform
 from warehouse.snapshot import (
@@ -228,19 +228,11 @@ def compact(
     )
 
 
-@contextmanager
-def _exclusive_lock(root: Path) -> Iterator[None]:
+def _exclusive_lock(root: Path) -> AbstractContextManager[None]:
     path = root / LOCK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CompactionBusy(f"another compaction is running on {root} ({path})") from None
-        yield
-    finally:
-        os.close(fd)
+    return file_lock(
+        path, busy=lambda: CompactionBusy(f"another compaction is running on {root} ({path})")
+    )
 
 
 def _compact_table(
