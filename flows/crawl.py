@@ -21,13 +21,8 @@ from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from flows.reports import publish_progress, publish_report, start_progress
-from tasks.batches import check_site
-from tasks.extraction import EXTRACTOR
-from tasks.links import category_page_url, post_categories, post_date, slug_from_category_url
-from tasks.listing import dedupe_refs, parse_home_groups
-from tasks.planning import ListingCheck, overflowing_groups, stalest
-from tasks.records import (
+from common.links import category_page_url, post_categories, post_date, slug_from_category_url
+from common.records import (
     ArticleBatch,
     ArticleRef,
     Failure,
@@ -35,6 +30,12 @@ from tasks.records import (
     LandedBatch,
     ListingBatch,
 )
+from flows.reports import publish_progress, publish_report, start_progress
+from tasks.batches import check_site
+from tasks.decoding import page_text
+from tasks.extraction import EXTRACTOR
+from tasks.listing import dedupe_refs, parse_home_groups
+from tasks.planning import ListingCheck, overflowing_groups, stalest
 from tasks.settings import MAX_CONCURRENCY, Settings, load_settings
 from tasks.steps import (
     fetch_extract_land_task,
@@ -386,7 +387,7 @@ class CrawlRun:
                     self.report.not_modified += result.not_modified
                     if kind == "home" and result.ok:
                         self._home_groups = parse_home_groups(
-                            result.text(), result.final_url, self.settings.site
+                            page_text(result), result.final_url, self.settings.site
                         )
             refs.extend(batch.refs)
             self._note_sightings(batch.refs)  # landed per batch: no run-sized row list

@@ -15,13 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tasks.decoding import decode_html
-from tasks.extraction import ExtractionError, extract_article
-from tasks.fetching import Fetcher
-from tasks.links import slug_from_category_url
-from tasks.listing import parse_feed, parse_listing
-from tasks.ratelimit import SharedHostRateLimiter
-from tasks.records import (
+from common.links import slug_from_category_url
+from common.records import (
     Article,
     ArticleBatch,
     ArticleRef,
@@ -30,6 +25,11 @@ from tasks.records import (
     LandedBatch,
     ListingBatch,
 )
+from tasks.decoding import decode_html, page_text
+from tasks.extraction import ExtractionError, extract_article
+from tasks.fetching import Fetcher
+from tasks.listing import parse_feed, parse_listing
+from tasks.ratelimit import SharedHostRateLimiter
 from tasks.workers import discard_pool, extraction_pool, run_on_worker, stopping
 
 if TYPE_CHECKING:
@@ -204,7 +204,7 @@ def list_pages(
                 failures.append(_fetch_failure(url, None, kind, result))
             continue
         try:
-            text = result.text()
+            text = page_text(result)
             if kind == "feed":
                 found = parse_feed(text, result.final_url, settings.site)
             else:

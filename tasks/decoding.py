@@ -21,6 +21,10 @@ from __future__ import annotations
 
 import codecs
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from common.records import FetchResult
 
 _SNIFF_BYTES = 4096
 _HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([^\s;"',]+)""", re.IGNORECASE)
@@ -52,6 +56,11 @@ _BOMS = (
 def decode_html(content: bytes, content_type: str | None = None) -> str:
     """Decode a response body by BOM, UTF-8, declared charset, GB18030, then lossy UTF-8."""
     return _strip_controls(_decode(bytes(content), content_type))
+
+
+def page_text(result: FetchResult) -> str:
+    """A fetched page's text, decoded by the rules above, never by a guessed charset."""
+    return decode_html(result.content, result.content_type)
 
 
 def declared_charsets(content: bytes, content_type: str | None = None) -> list[str]:

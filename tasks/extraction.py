@@ -25,10 +25,10 @@ import trafilatura
 from lxml import etree
 from trafilatura.settings import use_config
 
+from common.links import slug_from_category_url, to_site_url
+from common.records import Article
 from tasks.identity import canonical_info_code, raw_id_from_post_url, raw_id_from_source_url
-from tasks.links import slug_from_category_url, to_site_url
 from tasks.markup import body_start
-from tasks.records import Article
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 TRAFILATURA_VERSION = version("trafilatura")

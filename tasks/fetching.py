@@ -54,9 +54,9 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 from urllib3.response import BaseHTTPResponse, HTTPResponse
 from urllib3.util import parse_url
 
-from tasks.links import NETLOC
+from common.links import NETLOC
+from common.records import FetchResult
 from tasks.ratelimit import HostRateLimiter, SharedHostRateLimiter, limiter_for
-from tasks.records import FetchResult
 
 __all__ = ["MAX_REDIRECTS", "Fetcher", "parse_retry_after"]
 

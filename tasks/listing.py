@@ -9,10 +9,10 @@ from __future__ import annotations
 import html
 import re
 
+from common.links import post_categories, to_site_url
+from common.records import ArticleRef
 from tasks.identity import canonical_info_code, preference, raw_id_from_post_url
-from tasks.links import post_categories, to_site_url
 from tasks.markup import body_start
-from tasks.records import ArticleRef
 
 _LINK = re.compile(r"""<a\s[^>]*?href=["']([^"'<>]+)["'][^>]*>""", re.IGNORECASE)
 _FEED_LINK = re.compile(r"""<link\s[^>]*?href=["']([^"'<>]+)["']""", re.IGNORECASE)

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from tasks.records import ArticleRef
+from common.records import ArticleRef
 
 HOME_GROUP_SIZE = 5
 

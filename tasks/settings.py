@@ -21,7 +21,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from tasks.links import NETLOC
+from common.links import NETLOC
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "finews.toml"
 SLUG_RE = re.compile(r"^[^/\\\x00-\x1f]{1,200}$")

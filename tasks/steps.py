@@ -8,8 +8,8 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NONE
 
+from common.records import ArticleBatch, ArticleRef, FetchResult, LandedBatch, ListingBatch
 from tasks.batches import RunStopped, fetch_extract_land, list_pages, reextract_pages
-from tasks.records import ArticleBatch, ArticleRef, FetchResult, LandedBatch, ListingBatch
 from tasks.settings import Settings
 
 

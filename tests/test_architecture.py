@@ -68,8 +68,8 @@ def test_worker_processes_import_no_prefect_pydantic_duckdb_or_pyarrow(tmp_path:
     """Each extraction worker holds only what a batch needs (memory: several run at once)."""
     import pickle
 
+    from common.records import ArticleRef
     from tasks.batches import WorkerSettings
-    from tasks.records import ArticleRef
     from tasks.settings import load_settings
     from tasks.workers import extraction_pool, run_on_worker
 

@@ -17,6 +17,8 @@ from functools import cache
 
 import pytest
 
+from common.links import slug_from_category_url
+from common.records import Article
 from replica import Post, generate_posts, render_site
 from tasks.extraction import (
     ExtractionError,
@@ -25,8 +27,6 @@ from tasks.extraction import (
     parse_published_at,
     parse_title,
 )
-from tasks.links import slug_from_category_url
-from tasks.records import Article
 
 SITE = "https://finews.withounder.com"
 SEED = 3  # with 300 posts this seed holds every shape below several times

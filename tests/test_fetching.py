@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tasks.decoding import page_text
 from tasks.fetching import Fetcher, _is_downgrade, parse_retry_after
 from tasks.ratelimit import HostRateLimiter, limiter_for
 
@@ -258,7 +259,7 @@ def test_200_utf8(server: _Server) -> None:
     assert result.error is None
     assert result.attempts == 1
     assert result.content == PAGE_BYTES
-    assert result.text() == PAGE
+    assert page_text(result) == PAGE
     assert result.final_url == server.url("/ok")
     assert result.content_type == "text/html; charset=utf-8"
     assert result.etag == '"v1"'
@@ -272,7 +273,7 @@ def test_gbk_body_is_decoded_by_declared_charset(server: _Server) -> None:
     with _fetcher(server) as fetcher:
         result = fetcher.fetch(server.url("/gbk"))
     assert result.ok
-    assert result.text() == GBK_PAGE
+    assert page_text(result) == GBK_PAGE
 
 
 def test_404_and_410_are_not_retried(server: _Server) -> None:
@@ -733,9 +734,9 @@ def test_netrc_credentials_and_cookies_are_sent(
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
     with _fetcher(server) as fetcher:
-        before = fetcher.fetch(server.url("/headers")).text()
+        before = page_text(fetcher.fetch(server.url("/headers")))
         assert fetcher.fetch(server.url("/cookie")).ok
-        after = fetcher.fetch(server.url("/headers")).text()
+        after = page_text(fetcher.fetch(server.url("/headers")))
     assert "Authorization: Basic cmVhZGVyOnMzY3JldA==" in before  # reader:s3cret
     assert "Cookie" not in before
     assert "Cookie: visit=abc" in after

@@ -19,12 +19,12 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from common.records import Article, ArticleRef
 from replica import Post, generate_posts, render_site
 from replica.render import category_key
 from tasks.extraction import ExtractionError, extract_article
 from tasks.identity import raw_id_from_post_url
 from tasks.listing import dedupe_refs, parse_feed, parse_listing
-from tasks.records import Article, ArticleRef
 
 SITE = "https://finews.withounder.com"
 FETCHED_AT = dt.datetime(2022, 6, 1, 12, 0, 0, tzinfo=dt.UTC)

@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from common.records import ArticleRef
 from flows.crawl import crawl
 from flows.runner import run_flow
 from replica.faults import FaultPlan
@@ -16,7 +17,6 @@ from replica.posts import Post, generate_posts
 from replica.server import ReplicaServer
 from replica.timeline import Timeline
 from tasks.planning import ListingCheck, overflowing_groups, stalest
-from tasks.records import ArticleRef
 from warehouse.catalog import CATALOG_NAME
 from warehouse.compaction import DELTA_MERGE_FILES
 from warehouse.retired import retired

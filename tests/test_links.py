@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from tasks.links import category_page_url, post_categories, post_date, to_site_url
+from common.links import category_page_url, post_categories, post_date, to_site_url
 
 SITE = "http://127.0.0.1:8000"
 PAGE = f"{SITE}/emnews/2022/05/31/202205312398034850.html"

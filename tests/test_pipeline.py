@@ -319,7 +319,7 @@ def test_a_home_page_post_keeps_its_exact_category_through_reextraction(
     """A post found on the home page is listed under the category its URL path suggests
     ("caixin"); its back-link names the exact one ("CaiXin"), which the row, its stored raw page
     and any re-extraction keep, even of a raw page stored with the guess."""
-    from tasks.links import post_categories
+    from common.links import post_categories
 
     run_flow(crawl, categories=["all"], site=server.base_url, warehouse=str(warehouse), rps=0)
     guessed = [p for p in posts if post_categories(p.url_path) != [p.category]]

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tasks.records import Article, ArticleBatch, ArticleRef, Failure, FetchResult
+from common.records import Article, ArticleBatch, ArticleRef, Failure, FetchResult
 from warehouse.rows import (
     article_rows,
     failure_rows,

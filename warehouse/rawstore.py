@@ -7,8 +7,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.links import post_date
-from tasks.records import ArticleRef, FetchResult
+from common.links import post_date
+from common.records import ArticleRef, FetchResult
 from warehouse.state import open_state
 
 _LATEST = """

@@ -7,8 +7,8 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tasks.links import slug_from_category_url
-from tasks.records import Article, ArticleRef, Failure, FetchResult
+from common.links import slug_from_category_url
+from common.records import Article, ArticleRef, Failure, FetchResult
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 

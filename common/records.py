@@ -35,12 +35,6 @@ class FetchResult:
     def not_modified(self) -> bool:
         return self.error is None and self.status == 304
 
-    def text(self) -> str:
-        """Decode the body deliberately (see ``tasks.decoding``), never by a guessed charset."""
-        from tasks.decoding import decode_html
-
-        return decode_html(self.content, self.content_type)
-
 
 @dataclass(frozen=True, slots=True)
 class ArticleRef:

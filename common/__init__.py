@@ -1,0 +1,1 @@
+"""Records and URL rules shared by tasks/ and warehouse/ (neither imports the other)."""
