@@ -109,9 +109,10 @@ class ArticleBatch:
 
 @dataclass(frozen=True, slots=True)
 class LandedBatch:
-    """What a batch landed: the worker wrote its rows itself, so only ids and counts travel."""
+    """What a batch landed, once committed: counts and back-links travel, not the bodies."""
 
-    info_codes: tuple[str, ...]
+    new: int  # info_codes the lake did not hold
+    replaced: int  # newer versions of info_codes it held
     category_pages: tuple[tuple[str, str], ...]  # (post URL, the category page it links to)
     failures: tuple[Failure, ...]
     fetched: int

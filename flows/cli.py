@@ -107,7 +107,19 @@ def _load(config: Path | None, *, read_only: bool = False, **overrides: Any) -> 
         _fail(str(exc))
     if not read_only:
         _check_writable(settings.warehouse)
+    _check_extensions()
     return settings
+
+
+def _check_extensions() -> None:
+    """The lake's DuckDB extensions come from their wheels: a missing one costs one line."""
+    from warehouse.lake import EXTENSIONS, LakeError, extension_file
+
+    try:
+        for name in EXTENSIONS:
+            extension_file(name)
+    except LakeError as exc:
+        _fail(str(exc))
 
 
 def _check_writable(path: Path) -> None:
@@ -120,9 +132,9 @@ def _check_writable(path: Path) -> None:
 
 def _existing_warehouse(path: Path) -> None:
     """Commands that read or rework a warehouse refuse a folder without one (none is created)."""
-    from warehouse.writer import is_warehouse
+    from warehouse.lake import is_lake
 
-    if not is_warehouse(path):
+    if not is_lake(path):
         _fail(f"no warehouse at {path}: run 'finews crawl' first or pass --warehouse")
 
 
@@ -317,15 +329,24 @@ def backfill(
     default="table",
     show_default=True,
 )
-def sql(query: str, warehouse: Path | None, config: Path | None, fmt: str) -> None:
-    """Run one read-only SQL query against the warehouse catalog."""
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="RUN_ID",
+    help="Answer as of the end of that run (its snapshot; time travel reaches back "
+    "'retention' days).",
+)
+def sql(
+    query: str, warehouse: Path | None, config: Path | None, fmt: str, as_of: str | None
+) -> None:
+    """Run one read-only SQL query against the warehouse (the lake, attached read-only)."""
     from flows.output import format_rows
-    from warehouse.catalog import QueryRefused, run_query
+    from warehouse.query import QueryRefused, run_query
 
     settings = _load(config, read_only=True, warehouse=warehouse)
     _existing_warehouse(settings.warehouse)
     try:
-        names, rows = run_query(settings.warehouse, query)
+        names, rows = run_query(settings.warehouse, query, as_of=as_of)
     except QueryRefused as exc:
         _fail(str(exc))
     click.echo(format_rows(names, rows, fmt))
@@ -378,23 +399,19 @@ def serve(
 @warehouse_option
 @config_option
 def compact(warehouse: Path | None, config: Path | None) -> None:
-    """Merge small Parquet files per partition and rebuild the current snapshot of articles."""
+    """Merge small files, expire snapshots older than 'retention' days, delete unused files."""
     settings = _load(config, warehouse=warehouse)
     _existing_warehouse(settings.warehouse)
     _quiet_prefect()
     from flows.maintenance import compact as compact_flow
     from flows.output import format_compaction
     from flows.runner import run_flow
-    from warehouse.compaction import CompactionBusy
 
-    try:
-        report = run_flow(
-            compact_flow,
-            warehouse=str(settings.warehouse),
-            config_file=str(config) if config else None,
-        )
-    except CompactionBusy as exc:
-        _fail(str(exc), status=1)
+    report = run_flow(
+        compact_flow,
+        warehouse=str(settings.warehouse),
+        config_file=str(config) if config else None,
+    )
     click.echo(format_compaction(report, settings.warehouse))
 
 

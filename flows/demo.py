@@ -13,7 +13,7 @@ from flows.output import format_rows, format_summary
 from replica.posts import generate_posts
 from replica.render import render_site
 from replica.server import ReplicaServer
-from warehouse.catalog import run_query
+from warehouse.query import run_query
 
 DEMO_MARKER = ".finews-demo"
 SAMPLE_QUERIES = {
@@ -90,8 +90,9 @@ def run_demo(
         click.echo(format_rows(names, rows, "table"))
     click.echo(f"\nWarehouse: {warehouse}")
     click.echo(
-        f"Open it in DuckDB: duckdb {warehouse / 'finews.duckdb'}  (views: articles, "
-        "article_versions, sightings, fetch_log, failures, retry_queue, dead_pages, runs, "
-        "raw_pages, listing_state, listing_retry_queue)"
+        "Open it in DuckDB: ATTACH "
+        f"'ducklake:sqlite:{warehouse / 'catalog.sqlite'}' AS finews (READ_ONLY); USE finews;"
+        "  (articles, article_versions, sightings, fetch_log, failures, retry_queue, "
+        "dead_pages, runs, raw_pages, listing_state, listing_retry_queue)"
     )
     return 0 if report["failures"] == 0 and again["new_articles"] == 0 else 1

@@ -1,7 +1,8 @@
-"""Maintenance flow: compaction of the small Parquet files frequent runs leave behind."""
+"""Maintenance flow: DuckLake's compaction and retention (see ``warehouse.maintenance``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict
 from typing import Any
 
@@ -10,17 +11,16 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.crawl import flow_settings
 from flows.output import format_compaction
-from warehouse.writer import remove_stale_temp_files
 
 
 @flow(name="compact", log_prints=False)
 def compact(warehouse: str | None = None, config_file: str | None = None) -> dict[str, Any]:
-    """Merge each partition's small files into one; readers see every article once throughout."""
-    from warehouse.compaction import compact as compact_warehouse
+    """Merge small files, expire snapshots older than ``retention``, delete unused files;
+    sessions opened before it read on (each query sees one snapshot)."""
+    from warehouse.maintenance import compact as compact_lake
 
     settings = flow_settings(config_file, warehouse=warehouse)
-    report = compact_warehouse(settings.warehouse)  # the catalog is rebuilt as it ends
-    remove_stale_temp_files(settings.warehouse)
+    report = compact_lake(settings.warehouse, retention=dt.timedelta(days=settings.retention))
     data = asdict(report)
     summary = format_compaction(data, settings.warehouse)
     get_run_logger().info("%s", summary)

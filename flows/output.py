@@ -99,24 +99,15 @@ def format_summary(report: dict[str, Any]) -> str:
 
 
 def format_compaction(report: dict[str, Any], warehouse: Path | str) -> str:
-    """A compaction's report (``warehouse.compaction.CompactionReport`` as a dict), per table."""
-    lines = [f"compacted {warehouse} in {report['elapsed_s']:.1f} s"]
+    """A compaction's report (``warehouse.maintenance.CompactionReport`` as a dict), per table."""
+    lines = [
+        f"compacted {warehouse} in {report['elapsed_s']:.1f} s: "
+        f"{report['snapshots_expired']} snapshot(s) expired, "
+        f"{report['files_deleted']} unused file(s) deleted"
+    ]
     for table in report["tables"]:
-        if table["partitions_compacted"]:
-            dropped = table["rows_before"] - table["rows_after"]
-            line = (
-                f"{table['partitions_compacted']} partition(s) rewritten: "
-                f"{table['files_before']} → {table['files_after']} files, "
-                f"{table['rows_before']} → {table['rows_after']} rows"
-                + (f" ({dropped} exact duplicates dropped)" if dropped else "")
-            )
-        else:
-            line = "nothing to merge"
-        if table["partitions_skipped"]:
-            line += f"; {table['partitions_skipped']} partition(s) skipped (see the log)"
-        lines.append(f"  {table['table']:<15}{line}")
-    if report.get("snapshot_rows") is not None:
         lines.append(
-            f"  {'snapshot':<15}{report['snapshot_rows']} articles ({report['snapshot_s']:.1f} s)"
+            f"  {table['table']:<17}{table['files_before']} → {table['files_after']} data files"
+            f" ({table['bytes_after'] / 1e6:.1f} MB)"
         )
     return "\n".join(lines)

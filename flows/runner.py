@@ -12,7 +12,7 @@ from prefect.settings import (
     temporary_settings,
 )
 
-from flows.crawl import PagesFailed
+from flows.run_report import PagesFailed
 
 
 def run_flow(flow: Flow[..., Any], **params: Any) -> dict[str, Any]:

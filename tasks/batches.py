@@ -22,7 +22,6 @@ from common.records import (
     ArticleRef,
     Failure,
     FetchResult,
-    LandedBatch,
     ListingBatch,
 )
 from tasks.decoding import decode_html, page_text
@@ -219,34 +218,14 @@ def list_pages(
     return ListingBatch(tuple(refs), tuple(fetches), tuple(failures))
 
 
-def fetch_extract_land(
-    settings: Settings,
-    refs: Sequence[ArticleRef],
-    *,
-    run_id: str,
-    tag: str,
-    categories: Mapping[str, Sequence[str]],
-) -> LandedBatch:
-    """Fetch and extract a batch on a worker process (every core), then land it from here.
+def fetch_extract_on_worker(settings: Settings, refs: Sequence[ArticleRef]) -> ArticleBatch:
+    """Fetch and extract a batch on a worker process (every core); the caller lands it.
 
     Workers stay lean: they never import pyarrow (~30 MB each), and the batch's bodies and
-    raw pages come back once, are written as soon as they arrive and are dropped, so the
+    raw pages come back once, to be landed as soon as they arrive and dropped, so the
     orchestrating process holds a few batches at most, never the crawl.
     """
-    from warehouse.landing import Lander
-
-    batch = _on_worker(settings, fetch_and_extract, WorkerSettings.of(settings), list(refs))
-    Lander(settings.warehouse, run_id, tag).batch(batch, categories)
-    return LandedBatch(
-        info_codes=tuple(article.info_code for article in batch.articles),
-        category_pages=tuple(
-            (article.url, article.category_page)
-            for article in batch.articles
-            if article.category_page
-        ),
-        failures=batch.failures,
-        fetched=len(batch.fetches),
-    )
+    return _on_worker(settings, fetch_and_extract, WorkerSettings.of(settings), list(refs))
 
 
 def fetch_and_extract(

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     sweep_fraction: float = Field(0.05, ge=0, le=1)
     user_agent: str = "finews/0.1 (+https://github.com/finews/finews; news archiving)"
     warehouse: Path = Path("./data/warehouse")
+    retention: float = Field(7.0, ge=0, le=3650)  # days of snapshots kept for time travel
 
     @field_validator("site")
     @classmethod

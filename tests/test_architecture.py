@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["tasks", "warehouse", "flows", "replica"]
+PACKAGES = ["common", "tasks", "warehouse", "flows", "replica"]
 ALLOWED_PREFECT = {"tasks/steps.py"}
 LIBRARY_NAMES = {
     "http",
@@ -36,6 +36,24 @@ def test_prefect_only_in_flows_and_wrappers() -> None:
         for path in (ROOT / package).rglob("*.py")
         if "prefect" in _imports(path) and str(path.relative_to(ROOT)) not in ALLOWED_PREFECT
     ]
+    assert offenders == []
+
+
+# Dependencies point one way: flows -> warehouse -> common; flows -> tasks -> common.
+FORBIDDEN = {
+    "common": {"tasks", "warehouse", "flows"},
+    "tasks": {"warehouse", "flows"},
+    "warehouse": {"tasks", "flows"},
+}
+
+
+def test_dependencies_point_one_way() -> None:
+    offenders = sorted(
+        f"{path.relative_to(ROOT)} imports {name}"
+        for package, forbidden in FORBIDDEN.items()
+        for path in (ROOT / package).rglob("*.py")
+        for name in _imports(path) & forbidden  # lazy imports count too
+    )
     assert offenders == []
 
 

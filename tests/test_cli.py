@@ -15,17 +15,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 import pytest
 
-from flows.crawl import RunReport
+import warehouse as lake_api
 from flows.output import format_summary
 from flows.reports import report_markdown
+from flows.run_report import RunReport
 from replica.posts import Post
 from replica.server import ReplicaServer
-from warehouse.writer import ensure_layout
+from warehouse.lake import ensure_lake, extension_file
+from warehouse.schema import TABLES
 
 FINEWS = [sys.executable, "-m", "flows.cli"]
 _POST_PATH = re.compile(r"/\d{4}/\d{2}/\d{2}/[^/]+\.html$")
+_COMPACTED = re.compile(
+    r"^compacted (?P<path>.+) in \d+\.\d s: (?P<expired>\d+) snapshot\(s\) expired, "
+    r"(?P<deleted>\d+) unused file\(s\) deleted$"
+)
+_TABLE_FILES = re.compile(
+    r"^  (?P<table>\w+) +(?P<before>\d+) → (?P<after>\d+) data files \((?P<mb>\d+\.\d) MB\)$"
+)
 
 
 def _run(
@@ -98,9 +108,28 @@ def test_crawl_then_sql(server: ReplicaServer, warehouse: Path, cli_env: dict[st
     compact = _run(["compact", "--warehouse", str(warehouse)], cli_env)
     assert compact.returncode == 0, compact.stderr
     _clean(compact)
-    assert compact.stdout.startswith(f"compacted {warehouse}"), compact.stdout
-    assert "articles" in compact.stdout and "snapshot" in compact.stdout
     assert "{" not in compact.stdout, "a summary for people, not a Python dict"
+    first, *lines = compact.stdout.strip().splitlines()
+    head = _COMPACTED.match(first)
+    assert head is not None, compact.stdout
+    assert head["path"] == str(warehouse)
+    assert int(head["expired"]) == 0, "nothing older than the retention"
+    printed = {}
+    for line in lines:
+        entry = _TABLE_FILES.match(line)
+        assert entry is not None, line
+        printed[entry["table"]] = (int(entry["before"]), int(entry["after"]))
+    assert set(printed) == set(TABLES)
+    before, after = printed["articles"]
+    assert 0 < after <= before
+    with lake_api.connect(warehouse) as connection:
+        files = dict(
+            connection.execute(
+                "SELECT table_name, file_count FROM ducklake_table_info('finews')"
+            ).fetchall()
+        )
+        assert {table: counts[1] for table, counts in printed.items()} == files
+        assert connection.execute("SELECT count(*) FROM articles").fetchone() == (rows[0]["n"],)
 
 
 @contextmanager
@@ -119,10 +148,14 @@ def _read_only(path: Path) -> Iterator[None]:
             path.chmod(0o755)
 
 
-def test_sql_needs_no_write_access(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    """An analyst who may read the warehouse but not write to it can query it."""
+def test_sql_without_write_access_says_why_in_one_line(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """The SQLite catalog runs in WAL mode (readers and writers never wait on each other), so a
+    reader needs to create its shared-memory file beside it: one line says so, exit 2."""
     warehouse = tmp_path / "wh"
-    ensure_layout(warehouse)
+    warehouse.mkdir()
+    ensure_lake(warehouse)
     with _read_only(warehouse):
         assert not os.access(warehouse, os.W_OK)
         result = _run(
@@ -130,8 +163,9 @@ def test_sql_needs_no_write_access(tmp_path: Path, cli_env: dict[str, str]) -> N
             cli_env,
             timeout=60,
         )
-    assert result.returncode == 0, result.stderr
-    assert "(1 row)" in result.stdout
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "needs write access" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -175,15 +209,19 @@ def test_bad_input_is_one_line_and_exit_2(
     args: list[str], needle: str, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     warehouse = tmp_path / "wh"
-    if args[0] == "sql" and "no warehouse at" not in needle:
-        ensure_layout(warehouse)
+    existing = args[0] == "sql" and "no warehouse at" not in needle
+    if existing:
+        warehouse.mkdir()
+        ensure_lake(warehouse)
+    before = sorted((p, p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
     result = _run([*args, "--warehouse", str(warehouse)], cli_env, timeout=60)
     assert result.returncode == 2
     assert needle in result.stderr
     assert result.stderr.startswith("finews: error: "), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    if args[0] == "sql":
-        assert not (warehouse / "articles" / "dt=unknown").exists()
+    if existing:  # refused before the lake is opened: not even SQLite's reader files
+        after = sorted((p, p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
+        assert after == before
     else:
         assert not warehouse.exists(), "bad input writes nothing"
 
@@ -230,7 +268,18 @@ def test_demo(tmp_path: Path, cli_env: dict[str, str]) -> None:
     assert "new articles        " in result.stdout
     assert "new articles 0" in result.stdout
     assert str(warehouse.resolve()) in result.stdout
-    assert (warehouse / "finews.duckdb").exists()
+    assert (warehouse / "catalog.sqlite").is_file()
+    # The line it prints for DuckDB users works in a plain DuckDB with the two extensions.
+    attach = re.search(r"(ATTACH '[^']+' AS finews \(READ_ONLY\)); USE finews;", result.stdout)
+    assert attach is not None, result.stdout
+    with duckdb.connect() as session:
+        for name in ("ducklake", "sqlite_scanner"):
+            session.execute(f"LOAD '{extension_file(name)}'")
+        session.execute(attach[1])
+        session.execute("USE finews")
+        (count,) = session.execute("SELECT count(*) FROM articles").fetchone() or (0,)
+        assert count > 0
+        session.execute("SELECT count(*) FROM listing_retry_queue").fetchall()
 
 
 def test_the_summary_and_the_prefect_report_show_the_same_counts() -> None:

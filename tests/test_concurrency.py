@@ -1,8 +1,8 @@
 """Concurrency: within a run (``concurrency`` bounds its batch task runs), and across runs.
 
-Two ``finews crawl`` and one ``finews backfill`` at once on one warehouse, with a reader: the
-runs overlap on purpose (emnews is in all three, the backfill refetches), and a thread keeps
-querying ``articles`` through a read-only connection to the catalog while they run.
+Two ``finews crawl`` and one ``finews backfill`` at once on one lake, with a reader: the runs
+overlap on purpose (emnews is in all three, every run refetches), and a thread keeps querying
+``articles`` through ``warehouse.connect`` while they run.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from replica.faults import is_post_path
 from replica.posts import Post
 from replica.server import ReplicaServer
 from tests.bench_crash import kill_group, pick_categories
-from warehouse.catalog import CATALOG_NAME, refresh_catalog
+from warehouse import connect
+from warehouse.lake import ensure_lake
 
 SETTINGS = """\
 batch_size = 5
@@ -35,42 +36,61 @@ extract_workers = 1
 retries = 2
 backoff_base = 0.05
 backoff_max = 1.0
+read_timeout = 400.0
 """
-RPS = "12"  # shared by the three processes: keeps each run's fetching long enough to overlap,
-# whatever the jitter of three temporary Prefect servers starting at once
-TIMEOUT_S = 300
+RPS = "12"  # per process: keeps each run's fetching long enough for the three to interleave
+GATE_S = 360.0  # the longest the listing pages wait for the three runs to be listing
+TIMEOUT_S = 900
 
 
 @dataclass
 class Reader:
-    """Queries ``articles`` in a loop; an error is retried once (a catalog swap), then kept."""
+    """Queries ``articles`` in a loop, each time in a new ``warehouse.connect`` session, as an
+    analyst would while the runs land: every read must succeed."""
 
-    catalog: Path
+    root: Path
     reads: int = 0
-    swaps: int = 0
     counts: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def _count(self) -> int:
-        with duckdb.connect(str(self.catalog), read_only=True) as connection:
+        with connect(self.root) as connection:
             row = connection.execute("SELECT count(*) FROM articles").fetchone()
             return int(row[0]) if row else 0
 
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                count = self._count()
-            except duckdb.Error:
-                self.swaps += 1
-                try:
-                    count = self._count()
-                except duckdb.Error as exc:
-                    self.errors.append(str(exc).splitlines()[0])
-                    continue
-            self.reads += 1
-            self.counts.append(count)
+                self.counts.append(self._count())
+                self.reads += 1
+            except duckdb.Error as exc:
+                self.errors.append(str(exc).splitlines()[0])
             time.sleep(0.02)
+
+
+class GatedReplica(ReplicaServer):
+    """The replica, holding every category page until ``pages`` of them are asked for (or
+    ``GATE_S`` passed): the runs list at the same moment however long each took to start."""
+
+    def __init__(self, site: dict[str, bytes], pages: int) -> None:
+        super().__init__(site)
+        self.pages = pages
+        self.asked = 0
+        self.opened = threading.Event()
+        self.met = False  # every page was asked for before any was answered
+        self._gate = threading.Lock()
+
+    def lookup(self, path: str) -> Any:
+        if path.startswith("/category/"):
+            with self._gate:
+                self.asked += 1
+                if self.asked >= self.pages and not self.opened.is_set():
+                    self.met = True
+                    self.opened.set()
+            if not self.opened.wait(GATE_S):
+                self.opened.set()  # the test fails on ``met``; let the runs end
+        return super().lookup(path)
 
 
 def test_two_crawls_and_a_backfill_at_once(
@@ -81,15 +101,17 @@ def test_two_crawls_and_a_backfill_at_once(
     expected = {p.info_code for p in posts if p.category in (emnews, first, second)}
     # Each process gets its own Prefect home: three temporary Prefect servers sharing one
     # SQLite file race on its migrations and report "database is locked". This test is about
-    # the warehouse, so the Prefect side is kept apart.
+    # the lake, so the Prefect side is kept apart.
     warehouse = tmp_path / "warehouse"
-    refresh_catalog(warehouse)  # an existing (empty) warehouse, readable from the start
+    warehouse.mkdir()
+    ensure_lake(warehouse)  # an existing (empty) lake, readable from the start
     config = tmp_path / "finews.toml"
     config.write_text(SETTINGS)
-    reader = Reader(warehouse / CATALOG_NAME)
+    reader = Reader(warehouse)
     thread = threading.Thread(target=reader.run, daemon=True)
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    with ReplicaServer(site) as server:
+    # the category pages the three runs list: crawl-1 two, crawl-2 two, the backfill one
+    with GatedReplica(site, pages=5) as server:
         common = ["--site", server.base_url, "--warehouse", str(warehouse), "--rps", RPS]
         common += ["--config", str(config)]
         commands = {
@@ -126,29 +148,37 @@ def test_two_crawls_and_a_backfill_at_once(
                     proc.wait(timeout=max(1.0, deadline - time.monotonic()))
             finally:
                 reader.stop.set()
-                thread.join(timeout=30)
+                thread.join(timeout=60)
                 for proc in procs.values():
                     with contextlib.suppress(RuntimeError):
                         kill_group(proc)
-        post_hits = [path for _, path, _ in server.requests if "/category/" not in path]
+        post_hits = [path for _, path, _ in server.requests if is_post_path(path)]
 
     outputs = {name: (tmp_path / f"{name}.log").read_text(errors="replace") for name in procs}
     for name, proc in procs.items():
         assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{outputs[name][-2000:]}"
         assert "Traceback" not in outputs[name], outputs[name]
+    assert server.met, f"the three runs were not listing at once ({server.asked} pages)"
     assert len(post_hits) > len(expected), "the runs overlapped on the same posts"
 
-    assert reader.errors == [], f"{reader.errors[:3]} ({reader.swaps} swap retries)"
+    assert not thread.is_alive(), "the reader stopped"
+    assert reader.errors == [], f"{len(reader.errors)} failed read(s): {reader.errors[:3]}"
     assert reader.reads >= 10, "the reader ran while the processes did"
-    assert reader.counts == sorted(reader.counts), "articles never disappear from the view"
-    with duckdb.connect(str(warehouse / CATALOG_NAME), read_only=True) as connection:
+    assert reader.counts == sorted(reader.counts), "articles never disappear"
+    with connect(warehouse) as connection:
         rows = connection.execute("SELECT info_code, categories FROM articles").fetchall()
         per_code = connection.execute(
             "SELECT count(*) - count(DISTINCT info_code) FROM articles"
         ).fetchone()
         failures = connection.execute("SELECT url, reason FROM failures").fetchall()
-        runs = connection.execute("SELECT flow, status FROM runs ORDER BY flow").fetchall()
-        spans = connection.execute("SELECT started_at, finished_at FROM runs").fetchall()
+        runs = connection.execute(
+            "SELECT run_id, flow, status, started_at, finished_at, commits, commit_retries "
+            "FROM runs ORDER BY flow, run_id"
+        ).fetchall()
+        snapshots = connection.execute(
+            "SELECT snapshot_id, commit_extra_info FROM snapshots() "
+            "WHERE commit_extra_info IS NOT NULL ORDER BY snapshot_id"
+        ).fetchall()
     assert per_code == (0,), "one current row per info_code"
     assert {code for code, _ in rows} == expected, "no article lost, none invented"
     by_code = dict(rows)
@@ -156,11 +186,33 @@ def test_two_crawls_and_a_backfill_at_once(
         if post.category in (emnews, first, second):
             assert post.category in by_code[post.info_code], (post.info_code, post.category)
     assert failures == []
+    assert [(flow, status) for _, flow, status, *_ in runs] == [
+        ("backfill", "completed"),
+        ("crawl", "completed"),
+        ("crawl", "completed"),
+    ]
+    spans = [(start, end) for _, _, _, start, end, _, _ in runs]
     for index, (start, end) in enumerate(spans):
         others = spans[:index] + spans[index + 1 :]
         assert any(start < e and s < end for s, e in others), f"run {index} overlapped none"
-    assert runs == [("backfill", "completed"), ("crawl", "completed"), ("crawl", "completed")]
-    print(f"reader: {reader.reads} reads, {reader.swaps} retried after a catalog swap")
+
+    # Their commits interleaved: inside each run's first and last snapshot, another run's.
+    by_run = {run_id: [sid for sid, tag in snapshots if tag == run_id] for run_id, *_ in runs}
+    assert {tag for _, tag in snapshots} == set(by_run), "every commit is a run's"
+    for run_id, _, _, _, _, commits, _ in runs:
+        assert len(by_run[run_id]) == commits, (run_id, commits, by_run[run_id])
+    for run_id, ids in by_run.items():
+        between = [tag for sid, tag in snapshots if ids[0] < sid < ids[-1] and tag != run_id]
+        assert between, f"no other run committed inside run {run_id}'s commits"
+    retries = sum(retried for *_, retried in runs)
+    interleaved = " ".join(
+        f"{flow}:{len(by_run[run_id])} commits/{retried} retries"
+        for run_id, flow, _, _, _, _, retried in runs
+    )
+    print(
+        f"reader: {reader.reads} reads; {len(snapshots)} snapshots ({interleaved}); "
+        f"commit_retries in total: {retries}"
+    )
 
 
 class CountingReplica(ReplicaServer):

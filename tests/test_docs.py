@@ -524,7 +524,14 @@ def crawled(
 
 
 def _with_warehouse(args: list[str], warehouse: Path) -> list[str]:
-    """The example's arguments with its --warehouse (if any) pointing at ``warehouse``."""
+    """The example's arguments with its --warehouse (if any) pointing at ``warehouse``, and a
+    ``<RUN_ID>`` placeholder naming the crawl's run."""
+    if "<RUN_ID>" in args:
+        from warehouse import connect
+
+        with connect(warehouse) as session:
+            run_id = session.execute("SELECT max(run_id) FROM runs").fetchone()[0]
+        args = [run_id if token == "<RUN_ID>" else token for token in args]
     out: list[str] = []
     skip = False
     for token in args:
@@ -555,7 +562,11 @@ def test_sql_examples_run_against_a_crawl_of_the_replica(
         for resolved in resolve(example.words)[0]:
             if resolved.path != "finews sql" or _asks_for_help(resolved):
                 continue
-            query = [arg for arg in resolved.args if not arg.startswith("-")][:1]
+            query = [
+                arg
+                for arg in resolved.args
+                if not arg.startswith("-") and not _PLACEHOLDER.match(arg)
+            ][:1]
             if query and query[0] not in ("…", "..."):  # prose may name the command alone
                 runs.append((example, ["sql", *_with_warehouse(resolved.args, crawled)]))
     statements = sql_statements(doc_files())

@@ -6,8 +6,6 @@ import datetime as dt
 from collections import Counter
 from pathlib import Path
 
-import duckdb
-import pyarrow as pa
 import pytest
 
 from flows.crawl import backfill, crawl
@@ -15,7 +13,8 @@ from flows.runner import run_flow
 from replica.posts import Post
 from replica.server import ReplicaServer
 from tests.quality import bigram_f1, boilerplate_in
-from warehouse.catalog import CATALOG_NAME
+from warehouse import connect
+from warehouse.lake import DATA_FOLDER, open_writer
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -35,35 +34,41 @@ def _reextract(
 
 
 def _edit_raw_page(warehouse: Path, post: Post, category: str | None = None) -> None:
-    """Rewrite ``post``'s stored raw page in place: "补充：" before its text (so it extracts
+    """Rewrite ``post``'s stored raw page in the lake: "补充：" before its text (so it extracts
     differently), and its stored category replaced when ``category`` is given."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
     text = post.expected_text[:10].encode()
-    for path in (warehouse / "raw_pages").rglob("part-*.parquet"):
-        table = pq.read_table(path)
-        hit = pc.equal(table["info_code"], post.info_code)
-        if not pc.any(hit).as_py():
-            continue
-        hits = hit.to_pylist()
-        contents = [
-            c.replace(text, "补充：".encode() + text) if h else c
-            for c, h in zip(table["content"].to_pylist(), hits, strict=True)
-        ]
-        table = table.set_column(
-            table.schema.get_field_index("content"), "content", pa.array(contents, pa.binary())
-        )
-        if category is not None:
-            column = pc.if_else(hit, pa.scalar(category, table["category"].type), table["category"])
-            table = table.set_column(table.schema.get_field_index("category"), "category", column)
-        path.unlink()
-        pq.write_table(table, path)
+    session = open_writer(warehouse)
+    try:
+        stored = session.execute(
+            "SELECT DISTINCT content FROM raw_pages WHERE info_code = ?", [post.info_code]
+        ).fetchall()
+        assert stored, f"no raw page stored for {post.info_code}"
+        session.execute("BEGIN")
+        for (content,) in stored:
+            assert text in content, "the edit changes the stored page"
+            session.execute(
+                "UPDATE raw_pages SET content = ?, category = coalesce(?, category) "
+                "WHERE info_code = ? AND content = ?",
+                [
+                    content.replace(text, "补充：".encode() + text),
+                    category,
+                    post.info_code,
+                    content,
+                ],
+            )
+        session.execute("COMMIT")
+    finally:
+        session.close()
 
 
 def _query(warehouse: Path, sql: str) -> list[tuple[object, ...]]:
-    with duckdb.connect(str(warehouse / CATALOG_NAME), read_only=True) as connection:
+    with connect(warehouse) as connection:
         return connection.execute(sql).fetchall()
+
+
+def _article_files(warehouse: Path) -> list[str]:
+    """The files of the ``articles`` table (any change to it writes a data or delete file)."""
+    return sorted(p.name for p in (warehouse / DATA_FOLDER / "main" / "articles").glob("*.parquet"))
 
 
 def _twin_categories(posts: list[Post]) -> list[str]:
@@ -122,7 +127,7 @@ def test_second_identical_run_lands_nothing(
     first = run_flow(
         crawl, categories=categories, site=server.base_url, warehouse=str(warehouse), rps=0
     )
-    files_before = sorted(p.name for p in (warehouse / "articles").rglob("*.parquet"))
+    files_before = _article_files(warehouse)
     requests_before = len(server.requests)
     second = run_flow(
         crawl, categories=categories, site=server.base_url, warehouse=str(warehouse), rps=0
@@ -131,7 +136,7 @@ def test_second_identical_run_lands_nothing(
     assert first["new_articles"] > 0
     assert second["new_articles"] == 0
     assert second["duplicates_skipped"] == second["refs_seen"]
-    assert sorted(p.name for p in (warehouse / "articles").rglob("*.parquet")) == files_before
+    assert files_before and _article_files(warehouse) == files_before
     article_hits = [
         path
         for _, path, _ in server.requests[requests_before:]

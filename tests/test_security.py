@@ -6,24 +6,28 @@ crawler must not contact, and the parent of the warehouse is snapshotted around 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import posixpath
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import duckdb
 import pytest
 
+import warehouse as lake_api
+from common.records import Article
 from flows.crawl import crawl
 from flows.runner import run_flow
 from replica.faults import FaultPlan, OffsiteHost
 from replica.posts import Post
 from replica.server import ReplicaServer
 from tasks.settings import SettingsError
-from warehouse.catalog import CATALOG_NAME, refresh_catalog
+from warehouse.lake import ALIAS, open_writer
+from warehouse.landing import Lander
 
 FINEWS = [sys.executable, "-m", "flows.cli"]
 SETTINGS = """\
@@ -36,14 +40,21 @@ extract_workers = 1
 """
 
 
-def _finews(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _finews(
+    args: list[str], env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*FINEWS, *args], capture_output=True, text=True, env=env, timeout=180, check=False
+        [*FINEWS, *args], capture_output=True, text=True, env=env, timeout=180, check=False, cwd=cwd
     )
 
 
 def _snapshot(root: Path, *, skip: Path | None = None) -> dict[str, tuple[int, int]]:
-    """Every file and folder under ``root`` (minus ``skip``): relative path -> (size, mtime)."""
+    """Every file and folder under ``root`` (minus ``skip``): relative path -> (size, mtime).
+
+    SQLite's shared-memory index (``catalog.sqlite-shm``) is rewritten by every reader of the
+    catalog by design: only its size counts. A write to the catalog shows in
+    ``catalog.sqlite`` or in its write-ahead log (``-wal``, empty while nothing is written).
+    """
     found: dict[str, tuple[int, int]] = {}
     for folder, dirs, names in os.walk(root):
         if skip is not None:
@@ -53,12 +64,13 @@ def _snapshot(root: Path, *, skip: Path | None = None) -> dict[str, tuple[int, i
         for name in names:
             path = Path(folder, name)
             stat = path.lstat()
-            found[str(path.relative_to(root))] = (stat.st_size, stat.st_mtime_ns)
+            mtime = 0 if name.endswith(".sqlite-shm") else stat.st_mtime_ns
+            found[str(path.relative_to(root))] = (stat.st_size, mtime)
     return found
 
 
 def _query(warehouse: Path, sql: str) -> list[tuple[object, ...]]:
-    with duckdb.connect(str(warehouse / CATALOG_NAME), read_only=True) as connection:
+    with lake_api.connect(warehouse) as connection:
         return connection.execute(sql).fetchall()
 
 
@@ -267,12 +279,54 @@ def test_encoded_traversal_category_stays_inside(
 
 # -- finews sql: reading only, inside the warehouse ------------------------------------------
 
+SECRET = "secret,value\nkey,hunter2\n"
+
+
+def _article(code: str) -> Article:
+    now = dt.datetime.now(dt.UTC)
+    return Article(
+        info_code=code,
+        info_code_raw="NW" + code,
+        url=f"http://h/emnews/2022/05/31/NW{code}.html",
+        category="emnews",
+        title="标题",
+        published_at=now,
+        source="财联社",
+        digest=None,
+        body=f"正文{code}",
+        source_url=None,
+        content_hash=f"hash-{code}",
+        fetched_at=now,
+        extractor="x",
+        extraction_path="region",
+    )
+
 
 @pytest.fixture(scope="module")
 def sql_parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lake with data files, and files a merge scheduled for deletion (still on disk, for
+    the readers that may use them); secrets beside it, and in the working directory's
+    ``.tmp`` (DuckDB's default spill folder)."""
     parent = tmp_path_factory.mktemp("sql")
-    refresh_catalog(parent / "warehouse")
-    (parent / "secret.csv").write_text("secret,value\nkey,hunter2\n")
+    warehouse = parent / "warehouse"
+    with open_writer(warehouse) as session:
+        lander = Lander(session, "r1")
+        for code in ("1", "2", "3"):
+            lander.articles([_article(code)])
+        session.execute(f"CALL ducklake_merge_adjacent_files('{ALIAS}')")
+    catalog = f"file:{warehouse / 'catalog.sqlite'}?mode=ro"
+    with sqlite3.connect(catalog, uri=True) as metadata:
+        (scheduled,) = metadata.execute(
+            "SELECT count(*) FROM ducklake_files_scheduled_for_deletion"
+        ).fetchone()
+    assert scheduled > 0, "files a cleanup could delete"
+    _query(warehouse, "SELECT count(*) FROM articles")  # SQLite's reader files exist
+    (parent / "secret.csv").write_text(SECRET)
+    (parent / ".tmp").mkdir()
+    (parent / ".tmp" / "secret.csv").write_text(SECRET)
+    with sqlite3.connect(parent / "secret.db") as other:
+        other.execute("CREATE TABLE s (k, v)")
+        other.execute("INSERT INTO s VALUES ('key', 'hunter2')")
     return parent
 
 
@@ -283,31 +337,62 @@ def sql_parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "SELECT * FROM read_csv('/etc/passwd')",
         "SELECT * FROM read_csv('file:///etc/passwd')",
         "SELECT * FROM read_csv('{wh}/../secret.csv')",
-        "SELECT * FROM '{wh}/articles/../../secret.csv'",
+        "SELECT * FROM read_csv('{wh}/data/../../secret.csv')",
+        "SELECT * FROM '{wh}/data/main/articles/../../../../secret.csv'",
         "SELECT * FROM glob('{wh}/../*')",
-        "COPY (SELECT 1 AS x) TO '{wh}/articles/x.parquet'",
+        "SELECT * FROM read_csv('.tmp/secret.csv')",
+        "SELECT * FROM read_csv('{parent}/.tmp/secret.csv')",
+        "SELECT * FROM sqlite_scan('{parent}/secret.db', 's')",
+        "SELECT * FROM sqlite_attach('{parent}/secret.db')",
+        "COPY (SELECT 1 AS x) TO '{wh}/data/main/articles/x.parquet'",
         "COPY articles FROM '{parent}/secret.csv'",
         "EXPORT DATABASE '{parent}/dump'",
         "WITH d AS (SELECT 1) DELETE FROM articles",
-        "EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '{wh}/articles/x.parquet'",
+        "EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '{wh}/data/main/articles/x.parquet'",
+        "SET allowed_directories = ['/']",
+        "SELECT * FROM ducklake_merge_adjacent_files('finews')",
+        "SELECT * FROM finews.merge_adjacent_files()",
+        "SELECT * FROM ducklake_rewrite_data_files('finews', delete_threshold => 0)",
+        "SELECT * FROM ducklake_cleanup_old_files('finews', cleanup_all => true)",
+        "SELECT * FROM ducklake_delete_orphaned_files('finews', cleanup_all => true)",
+        "SELECT * FROM ducklake_expire_snapshots('finews', older_than => now())",
+        "SELECT * FROM ducklake_flush_inlined_data('finews')",
+        "SELECT * FROM finews.set_option('data_inlining_row_limit', 10)",
+        "SELECT * FROM query('SELECT * FROM ducklake_merge_adjacent_files(''finews'')')",
     ],
     ids=[
         "attach",
         "read-passwd",
         "read-file-url",
         "read-beside-warehouse",
+        "read-dotdot-from-data",
         "replacement-scan-dotdot",
         "glob-parent",
+        "read-spill-folder",
+        "read-spill-folder-absolute",
+        "sqlite-scan-beside",
+        "sqlite-attach-beside",
         "copy-into-warehouse",
         "copy-from",
         "export-database",
         "delete-behind-cte",
         "explain-analyze-copy",
+        "set-allowed-directories",
+        "merge-files",
+        "merge-files-catalog-macro",
+        "rewrite-files",
+        "cleanup-scheduled-files",
+        "delete-orphaned-files",
+        "expire-snapshots",
+        "flush-inlined-data",
+        "set-option",
+        "sql-in-a-string",
     ],
 )
 def test_sql_refuses_writes_and_files_outside(
     query: str, sql_parent: Path, cli_env: dict[str, str]
 ) -> None:
+    """Run from the lake's parent folder (so its ``.tmp`` is the working directory's)."""
     warehouse = sql_parent / "warehouse"
     before = _snapshot(sql_parent)
     result = _finews(
@@ -320,9 +405,10 @@ def test_sql_refuses_writes_and_files_outside(
             "csv",
         ],
         cli_env,
+        cwd=sql_parent,
     )
-    assert "hunter2" not in result.stdout
+    assert "hunter2" not in result.stdout + result.stderr
     assert _snapshot(sql_parent) == before, "nothing written or changed"
-    assert result.returncode == 2, result.stdout
+    assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.startswith("finews: error: "), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr

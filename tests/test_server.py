@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
-import duckdb
 import pytest
 import yaml
 
@@ -47,6 +46,7 @@ from flows.deployments import (
 from flows.schedules import CRAWL_CRON, TIMEZONE
 from replica.posts import SHANGHAI, Post
 from replica.server import ReplicaServer
+from warehouse import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 FINEWS = [sys.executable, "-m", "flows.cli"]
@@ -386,19 +386,19 @@ def _backfill_plan(posts: list[Post]) -> tuple[str, dt.date, dt.date, set[str]]:
 
 
 def _query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(warehouse / "finews.duckdb"), read_only=True) as connection:
+    with connect(warehouse) as connection:
         return connection.execute(sql).fetchall()
 
 
 def _landed(warehouse: Path) -> Counter[str]:
-    """info_code → number of article rows in the Parquet files themselves (not the views)."""
-    files = str(warehouse / "articles" / "**" / "*.parquet")
-    with duckdb.connect() as connection:
-        rows = connection.execute(
-            "SELECT info_code, count(*) FROM read_parquet(?, union_by_name = true) GROUP BY 1",
-            [files],
-        ).fetchall()
-    return Counter({code: count for code, count in rows})
+    """info_code → number of times it landed: the raw pages stored for it (one per landed
+    fetch), checked against the rows of ``articles`` (one per info_code)."""
+    stored = Counter(
+        dict(_query(warehouse, "SELECT info_code, count(*) FROM raw_pages GROUP BY 1"))
+    )
+    rows = Counter(dict(_query(warehouse, "SELECT info_code, count(*) FROM articles GROUP BY 1")))
+    assert set(rows) == set(stored) and set(rows.values()) <= {1}, "one row per landed article"
+    return stored
 
 
 def _codes_in(warehouse: Path, category: str) -> set[str]:

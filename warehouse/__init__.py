@@ -1,1 +1,6 @@
-"""The warehouse: Parquet files are the truth; the DuckDB catalog holds only views over them."""
+"""The lake: a DuckLake of Parquet files and a SQL catalog. ``connect(path)`` opens it
+read-only for analysts."""
+
+from warehouse.lake import connect
+
+__all__ = ["connect"]

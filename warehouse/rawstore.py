@@ -5,16 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+
+import duckdb
 
 from common.links import post_date
 from common.records import ArticleRef, FetchResult
-from warehouse.state import open_state
+from warehouse.lake import ALIAS
 
-_LATEST = """
+_LATEST = f"""
 SELECT info_code, info_code_raw, url, final_url, category, content_type, content, fetched_at
-FROM raw_pages
-WHERE {where}
+FROM {ALIAS}.raw_pages
+WHERE {{where}}
 QUALIFY row_number() OVER (PARTITION BY info_code ORDER BY fetched_at DESC, run_id DESC) = 1
 ORDER BY info_code
 """
@@ -24,7 +25,7 @@ ORDER BY info_code
 class RawPageBatches:
     """Batches of (reference, stored fetch) pairs; ``total`` is known before iterating."""
 
-    root: Path
+    session: duckdb.DuckDBPyConnection
     categories: Sequence[str] | None
     since: dt.date | None
     until: dt.date | None
@@ -32,11 +33,10 @@ class RawPageBatches:
     total: int = 0
 
     def __post_init__(self) -> None:
-        with open_state(self.root) as connection:
-            sql, params = self._query()
-            # the date range is read from each URL, as when iterating (no body is read here)
-            urls = connection.execute(f"SELECT url FROM ({sql})", params).fetchall()
-            self.total = sum(1 for (url,) in urls if self._in_range(url))
+        sql, params = self._query()
+        # the date range is read from each URL, as when iterating (no body is read here)
+        urls = self.session.execute(f"SELECT url FROM ({sql})", params).fetchall()
+        self.total = sum(1 for (url,) in urls if self._in_range(url))
 
     def _query(self) -> tuple[str, list[object]]:
         if self.categories:
@@ -52,13 +52,16 @@ class RawPageBatches:
         )
 
     def __iter__(self) -> Iterator[list[tuple[ArticleRef, FetchResult]]]:
-        with open_state(self.root) as connection:
-            sql, params = self._query()
-            cursor = connection.execute(sql, params)
+        sql, params = self._query()
+        cursor = self.session.cursor()
+        try:
+            cursor.execute(sql, params)
             while rows := cursor.fetchmany(self.batch_size):
                 batch = [_stored(*row) for row in rows if self._in_range(row[2])]
                 if batch:
                     yield batch
+        finally:
+            cursor.close()
 
 
 def _stored(
@@ -88,11 +91,11 @@ def _stored(
 
 
 def iter_raw_pages(
-    root: Path,
+    session: duckdb.DuckDBPyConnection,
     *,
     categories: Sequence[str] | None,
     since: dt.date | None,
     until: dt.date | None,
     batch_size: int,
 ) -> RawPageBatches:
-    return RawPageBatches(root, categories, since, until, batch_size)
+    return RawPageBatches(session, categories, since, until, batch_size)

@@ -10,18 +10,6 @@ from typing import Any
 from common.links import slug_from_category_url
 from common.records import Article, ArticleRef, Failure, FetchResult
 
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
-
-
-def partition_date(published: dt.datetime | None, fetched: dt.datetime) -> str:
-    """Publication day in the site's timezone; ``unknown`` when the page had no usable date,
-    or one more than a day after it was fetched (no post is published after it is read: a
-    partition years ahead would only be a stray file, and the crawl state anchors its window
-    on the newest partition). The row keeps the date the page gave."""
-    if published is None or published > fetched + dt.timedelta(days=1):
-        return "unknown"
-    return published.astimezone(SHANGHAI).date().isoformat()
-
 
 def article_rows(
     articles: Iterable[Article], categories: Mapping[str, Iterable[str]], run_id: str
@@ -50,7 +38,6 @@ def article_rows(
                 "extraction_path": article.extraction_path,
                 "category_page": article.category_page,
                 "tags": list(article.tags),
-                "dt": partition_date(article.published_at, article.fetched_at),
             }
         )
     return rows
@@ -69,7 +56,6 @@ def sighting_rows(
             "listed_on": ref.listed_on,
             "seen_at": seen_at,
             "run_id": run_id,
-            "dt": seen_at.date().isoformat(),
         }
         for ref in refs
     ]
@@ -88,7 +74,6 @@ def fetch_rows(fetches: Iterable[tuple[str, FetchResult]], run_id: str) -> list[
             "error": result.error,
             "fetched_at": result.fetched_at,
             "run_id": run_id,
-            "dt": result.fetched_at.date().isoformat(),
         }
         for kind, result in fetches
     ]
@@ -106,7 +91,6 @@ def failure_rows(failures: Iterable[Failure], run_id: str) -> list[dict[str, Any
             "run_id": run_id,
             "transient": failure.transient,
             "category": failure.category,
-            "dt": failure.failed_at.date().isoformat(),
         }
         for failure in failures
     ]
@@ -127,7 +111,6 @@ def raw_page_rows(
             "content": result.content,
             "fetched_at": result.fetched_at,
             "run_id": run_id,
-            "dt": result.fetched_at.date().isoformat(),
         }
         for ref, result in pages
     ]
@@ -149,7 +132,6 @@ def listing_state_rows(
             "refs": refs,
             "checked_at": result.fetched_at,
             "run_id": run_id,
-            "dt": result.fetched_at.date().isoformat(),
         }
         for kind, category, result, refs in pages
     ]

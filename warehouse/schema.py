@@ -1,7 +1,10 @@
-"""Explicit Arrow schemas of every table, and the cast that brings a file to its table's."""
+"""Every table of the lake: its Arrow schema (how a batch is built), its DDL, and the views."""
 
 from __future__ import annotations
 
+from importlib.resources import files
+
+import duckdb
 import pyarrow as pa
 
 UTC_TS = pa.timestamp("ms", tz="UTC")
@@ -120,29 +123,59 @@ RUNS = pa.schema(
         ("not_modified", pa.int64()),
         ("retried", pa.int64()),
         ("extractor", pa.string()),
+        ("commits", pa.int64()),
+        ("commit_retries", pa.int64()),
+        ("snapshot_id", pa.int64()),
     ]
 )
 
+# ``articles`` holds one row per info_code (its latest version, categories merged), maintained
+# by every landing commit; ``article_versions`` one row per distinct body of an info_code (its
+# first fetch); ``listing_checks`` every check of a listing page (``listing_state``: the last).
 TABLES: dict[str, pa.Schema] = {
     "articles": ARTICLES,
+    "article_versions": ARTICLES,
     "sightings": SIGHTINGS,
     "fetch_log": FETCH_LOG,
     "failures": FAILURES,
     "runs": RUNS,
     "raw_pages": RAW_PAGES,
-    "listing_state": LISTING_STATE,
+    "listing_checks": LISTING_STATE,
+}
+
+_SQL_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.list_(pa.string()): "VARCHAR[]",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+    pa.binary(): "BLOB",
 }
 
 
-def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Cast to ``schema``; columns an older file lacks become nulls, unknown ones are refused."""
-    extra = [name for name in data.column_names if schema.get_field_index(name) == -1]
-    if extra:
-        raise ValueError(f"columns not in the schema: {', '.join(extra)}")
-    columns = [
-        data.column(field.name).cast(field.type)
-        if field.name in data.column_names
-        else pa.nulls(data.num_rows, field.type)
-        for field in schema
-    ]
-    return pa.Table.from_arrays(columns, schema=schema)
+def _sql_type(kind: pa.DataType) -> str:
+    if pa.types.is_timestamp(kind):
+        return "TIMESTAMPTZ"
+    return _SQL_TYPES[kind]
+
+
+def create_table_sql(table: str) -> str:
+    columns = ", ".join(f"{field.name} {_sql_type(field.type)}" for field in TABLES[table])
+    return f"CREATE TABLE IF NOT EXISTS {table} ({columns})"
+
+
+def views_sql() -> list[str]:
+    """The views stored in the catalog: readable from any DuckDB that attached the lake."""
+    text = files("warehouse").joinpath("views.sql").read_text(encoding="utf-8")
+    return [statement.query for statement in duckdb.extract_statements(text)]
+
+
+VIEWS = ("listing_state", "page_failures", "retry_queue", "dead_pages", "listing_retry_queue")
+
+
+def ddl_statements(existing: set[str]) -> list[str]:
+    """What creates the missing tables and (re)creates the views; nothing when all are there."""
+    if existing >= set(TABLES) | set(VIEWS):
+        return []
+    return [*(create_table_sql(table) for table in TABLES if table not in existing), *views_sql()]

@@ -1,39 +1,5 @@
--- The catalog: views over the Parquet files under {root}. Nothing here holds data, so the
--- .duckdb file can be deleted and rebuilt at any time (finews rebuilds it after every run).
-
-CREATE OR REPLACE VIEW article_versions AS
-SELECT * EXCLUDE (version_rank)
-FROM (
-    SELECT *,
-           row_number() OVER (PARTITION BY info_code, content_hash
-                              ORDER BY fetched_at, run_id) AS version_rank
-    FROM read_parquet('{root}/articles/**/*.parquet', union_by_name = true,
-                      hive_partitioning = false)
-)
-WHERE version_rank = 1;
-
--- Named files, not a glob: files a delta merge retired stay on disk for a while (sessions
--- opened earlier still read them) and must not be counted twice (warehouse/retired.py).
-CREATE OR REPLACE VIEW sightings AS
-SELECT * FROM read_parquet({sightings_files}, union_by_name = true, hive_partitioning = false);
-
-{articles_view}
-
-CREATE OR REPLACE VIEW fetch_log AS
-SELECT * FROM read_parquet('{root}/fetch_log/**/*.parquet', union_by_name = true,
-                           hive_partitioning = false);
-
-CREATE OR REPLACE VIEW failures AS
-SELECT * FROM read_parquet('{root}/failures/**/*.parquet', union_by_name = true,
-                           hive_partitioning = false);
-
-CREATE OR REPLACE VIEW runs AS
-SELECT * FROM read_parquet('{root}/runs/**/*.parquet', union_by_name = true,
-                           hive_partitioning = false);
-
-CREATE OR REPLACE VIEW raw_pages AS
-SELECT * FROM read_parquet('{root}/raw_pages/**/*.parquet', union_by_name = true,
-                           hive_partitioning = false);
+-- Views stored in the lake's catalog: any DuckDB that attached the lake reads them, with no
+-- finews code. Names are unqualified, so they resolve in whatever alias the lake is attached as.
 
 -- The newest state of every listing page: validators for conditional requests, last check.
 CREATE OR REPLACE VIEW listing_state AS
@@ -42,16 +8,13 @@ FROM (
     SELECT *,
            row_number() OVER (PARTITION BY url ORDER BY checked_at DESC, run_id DESC)
                AS state_rank
-    FROM read_parquet('{root}/listing_state/**/*.parquet', union_by_name = true,
-                      hive_partitioning = false)
+    FROM listing_checks
 )
 WHERE state_rank = 1;
 
 -- Post pages that failed and have not landed since, one row per URL. A page is retried by
 -- later runs while its last failure is transient and it failed fewer than 5 times (the
 -- retry_queue); the others are dead_pages: kept, with the last reason, for people to look at.
--- Attempts count distinct rows: a compaction cut short leaves a merged file beside its
--- sources until the next one, and a failure counted twice would give a page up early.
 CREATE OR REPLACE VIEW page_failures AS
 SELECT url,
        any_value(info_code) AS info_code,
@@ -62,10 +25,10 @@ SELECT url,
        arg_max(coalesce(transient, false), failed_at) AS last_transient,
        min(failed_at) AS first_failed_at,
        max(failed_at) AS last_failed_at
-FROM (SELECT DISTINCT * FROM failures)
+FROM failures
 WHERE stage IN ('fetch', 'extract')
   AND info_code IS NOT NULL
-  AND info_code NOT IN (SELECT info_code FROM article_versions)
+  AND info_code NOT IN (SELECT info_code FROM articles)
 GROUP BY url;
 
 CREATE OR REPLACE VIEW retry_queue AS
@@ -83,7 +46,7 @@ SELECT f.url,
        count(*) AS attempts,
        arg_max(f.reason, f.failed_at) AS last_reason,
        max(f.failed_at) AS last_failed_at
-FROM (SELECT DISTINCT * FROM failures) AS f
+FROM failures AS f
 LEFT JOIN listing_state AS s ON s.url = f.url
 WHERE f.info_code IS NULL
   AND f.stage IN ('category', 'listing')
