@@ -1,8 +1,9 @@
 """Concurrency: within a run (``concurrency`` bounds its batch task runs), and across runs.
 
 Two ``finews crawl`` and one ``finews backfill`` at once on one warehouse, with a reader: the
-runs overlap on purpose (emnews is in all three, the backfill refetches), and a thread keeps
-querying ``articles`` through a read-only connection to the catalog while they run.
+runs overlap on purpose (emnews is in all three, the backfill refetches; ``StartGate`` has
+every run start before any goes on), and a thread keeps querying ``articles`` through a
+read-only connection to the catalog while they run.
 """
 
 from __future__ import annotations
@@ -17,28 +18,62 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import duckdb
 import pytest
 
 from flows.crawl import LISTING_BATCH, crawl
 from flows.runner import run_flow
+from flows.temporary_server import STARTUP_TIMEOUT_S
 from replica.faults import is_post_path
 from replica.posts import Post
 from replica.server import ReplicaServer
 from tests.bench_crash import kill_group, pick_categories
 from warehouse.catalog import CATALOG_NAME, refresh_catalog
 
-SETTINGS = """\
+TIMEOUT_S = STARTUP_TIMEOUT_S + 120  # each process may wait that long for its Prefect server
+SETTINGS = f"""\
 batch_size = 5
 extract_workers = 1
 retries = 2
 backoff_base = 0.05
 backoff_max = 1.0
-"""
-RPS = "12"  # shared by the three processes: keeps each run's fetching long enough to overlap,
-# whatever the jitter of three temporary Prefect servers starting at once
-TIMEOUT_S = 300
+read_timeout = {STARTUP_TIMEOUT_S + 60}
+"""  # read_timeout: a run's first requests wait at the StartGate for the slowest run to start
+RPS = "12"  # shared by the three processes: spreads each run's landing over seconds, so the
+# three runs' writes interleave
+
+
+class StartGate(ReplicaServer):
+    """The replica, holding each request of a run (the command's robots.txt probe aside, made
+    before Prefect starts) until every one of ``agents`` has sent one. So every run has started
+    before any goes on, and the runs overlap however far apart their temporary Prefect servers
+    came up (on a busy machine, more than a run takes). Runs are told apart by User-Agent."""
+
+    def __init__(self, site: dict[str, bytes], agents: set[str]) -> None:
+        super().__init__(site)
+        self.waiting = set(agents)
+        self.opened = threading.Event()
+        self._gate = threading.Lock()
+        gate = self
+        serving = self._httpd.RequestHandlerClass
+
+        class Handler(serving):  # type: ignore[misc, valid-type]
+            def _serve(self, *, head: bool) -> None:
+                gate.arrive(self.headers.get("User-Agent", ""), urlsplit(self.path).path)
+                super()._serve(head=head)
+
+        self._httpd.RequestHandlerClass = Handler
+
+    def arrive(self, agent: str, path: str) -> None:
+        if path == "/robots.txt":
+            return
+        with self._gate:
+            self.waiting.discard(agent)
+            if not self.waiting:
+                self.opened.set()
+        self.opened.wait(TIMEOUT_S)
 
 
 @dataclass
@@ -89,7 +124,8 @@ def test_two_crawls_and_a_backfill_at_once(
     reader = Reader(warehouse / CATALOG_NAME)
     thread = threading.Thread(target=reader.run, daemon=True)
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    with ReplicaServer(site) as server:
+    agents = {name: f"finews-test ({name})" for name in ("crawl-1", "crawl-2", "backfill")}
+    with StartGate(site, set(agents.values())) as server:
         common = ["--site", server.base_url, "--warehouse", str(warehouse), "--rps", RPS]
         common += ["--config", str(config)]
         commands = {
@@ -114,6 +150,7 @@ def test_two_crawls_and_a_backfill_at_once(
                 for name, args in commands.items():
                     log = logs.enter_context((tmp_path / f"{name}.log").open("wb"))
                     env = {**cli_env, "PREFECT_HOME": str(tmp_path / f"prefect-{name}")}
+                    env["FINEWS_USER_AGENT"] = agents[name]
                     procs[name] = subprocess.Popen(
                         [sys.executable, "-m", "flows.cli", *args, *common],
                         env=env,
@@ -125,6 +162,7 @@ def test_two_crawls_and_a_backfill_at_once(
                 for proc in procs.values():
                     proc.wait(timeout=max(1.0, deadline - time.monotonic()))
             finally:
+                server.opened.set()  # releases held requests if a run never started
                 reader.stop.set()
                 thread.join(timeout=30)
                 for proc in procs.values():
@@ -136,6 +174,8 @@ def test_two_crawls_and_a_backfill_at_once(
     for name, proc in procs.items():
         assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{outputs[name][-2000:]}"
         assert "Traceback" not in outputs[name], outputs[name]
+        assert "ERROR" not in outputs[name], outputs[name]
+    assert server.waiting == set(), "every run's requests went through the gate"
     assert len(post_hits) > len(expected), "the runs overlapped on the same posts"
 
     assert reader.errors == [], f"{reader.errors[:3]} ({reader.swaps} swap retries)"
