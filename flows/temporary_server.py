@@ -3,6 +3,7 @@ commands start at once, and stopped with the command however the command ends.""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 import prefect
 from prefect.server.api.server import SubprocessASGIServer
@@ -31,9 +32,35 @@ class TiedServer(SubprocessASGIServer):
     the OOM killer) never runs: such a command's server went on serving nobody, holding
     ~190 MB, until someone noticed. The command line is Prefect's own
     (``SubprocessASGIServer._run_uvicorn_command``, Prefect 3.9); only the parent-death
-    signal is added. Instances live in the base class's ``_instances``, so the
-    ``SubprocessASGIServer()`` that Prefect's clients call returns the one started here.
+    signal is added, and its stderr goes through this process (``_forward``). Instances live
+    in the base class's ``_instances``, so the ``SubprocessASGIServer()`` that Prefect's
+    clients call returns the one started here.
     """
+
+    def __init__(self, port: int | None = None) -> None:
+        super().__init__(port)
+        if not hasattr(self, "_stopping"):  # __init__ runs again for each TiedServer()
+            self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Prefect's stop (SIGTERM, then SIGKILL after 5 s), with the server's output dropped
+        from now on: the command has printed its result, and on a busy machine a server
+        stopped while recording the last task runs logs ERRORs and tracebacks about it
+        (``task_run_recorder - Error flushing 1 events``), which made a successful run look
+        failed."""
+        self._stopping.set()
+        super().stop()
+
+    def _forward(self, pipe: IO[bytes]) -> None:
+        """Copy the server's stderr to this process's until ``stop`` (its errors while the
+        command runs are still shown, as when the server wrote there itself)."""
+        with pipe:
+            for line in iter(pipe.readline, b""):
+                if self._stopping.is_set():
+                    continue
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.write(line.decode(errors="replace"))
+                    sys.stderr.flush()
 
     def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
         server_env = {
@@ -41,7 +68,7 @@ class TiedServer(SubprocessASGIServer):
             "PREFECT__SERVER_EPHEMERAL": "1",
             "PREFECT__SERVER_FINAL": "1",
         }
-        return subprocess.Popen(
+        process = subprocess.Popen(
             args=[
                 sys.executable,
                 "-m",
@@ -65,7 +92,16 @@ class TiedServer(SubprocessASGIServer):
                 **get_current_settings().to_environment_variables(exclude_unset=True),
             },
             preexec_fn=parent_death_signal(os.getpid()),
+            stderr=subprocess.PIPE,
         )
+        # Prefect's start() reads the server's stderr to the end when it times out, which
+        # would wait for a server it has not stopped: it finds none, the forwarder has it.
+        pipe, process.stderr = process.stderr, None
+        assert pipe is not None
+        threading.Thread(
+            target=self._forward, args=(pipe,), name="temporary-server-stderr", daemon=True
+        ).start()
+        return process
 
 
 def start_tied_server() -> SubprocessASGIServer:
