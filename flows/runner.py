@@ -54,14 +54,16 @@ def _start_temporary_server() -> None:
     to (an interrupted run used to retry a server that was gone for over a minute, then print
     a traceback). Prefect still stops the server at exit, with SIGTERM; the run starts the
     same server later, as it would have (``SubprocessASGIServer.start`` starts it once).
+    ``flows.temporary_server`` waits longer for it than Prefect does, and ties it to this
+    process.
     """
     settings = get_current_settings()
     if settings.api.url or not settings.server.ephemeral.enabled:
         return
-    from prefect.server.api.server import SubprocessASGIServer
+    from flows.temporary_server import start_tied_server
 
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        SubprocessASGIServer().start()
+        start_tied_server()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)

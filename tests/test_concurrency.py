@@ -147,6 +147,7 @@ def test_two_crawls_and_a_backfill_at_once(
                 for proc in procs.values():
                     proc.wait(timeout=max(1.0, deadline - time.monotonic()))
             finally:
+                server.opened.set()  # releases held pages if a run never started
                 reader.stop.set()
                 thread.join(timeout=60)
                 for proc in procs.values():
@@ -158,6 +159,7 @@ def test_two_crawls_and_a_backfill_at_once(
     for name, proc in procs.items():
         assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{outputs[name][-2000:]}"
         assert "Traceback" not in outputs[name], outputs[name]
+        assert "ERROR" not in outputs[name], outputs[name]
     assert server.met, f"the three runs were not listing at once ({server.asked} pages)"
     assert len(post_hits) > len(expected), "the runs overlapped on the same posts"
 
